@@ -1,0 +1,40 @@
+# Every target creates .venv first if it is missing; running any target twice is harmless.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# Kernels, dvc and papermill resolve to the project's environment, activated or not.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup data pipeline test lint format clean
+
+setup: $(INSTALLED)
+
+# Reinstall only when the project's dependencies change.
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+data: setup
+	$(PY) -m app.data ensure
+	$(PY) -m app.data validate
+
+pipeline: setup
+	$(PY) -m app.pipeline
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test: lint data
+	$(PY) -m pytest
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache .data-next-* .data-old
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""mlops-workbook: the shared package every notebook of the workbook calls."""

@@ -1,0 +1,67 @@
+"""`python -m app.data validate | ensure | version N | build N DIR | shifted DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.config import get_settings, load_params
+from app.data.build import build_version, shifted_batch, write_split
+from app.data.dvc import DataVersionMismatch, DvcError, ensure_data, switch_version
+from app.data.validate import DataValidationError, validate
+from app.log import setup_logging
+
+log = logging.getLogger("app.data")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.data", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("validate", help="check a data folder; exit 1 on any problem")
+    check.add_argument("data_dir", nargs="?", type=Path, help="default: the project's data/")
+    commands.add_parser("ensure", help="pull data.dvc's version, or rebuild, verify and push it")
+    switch = commands.add_parser("version", help="switch data/ to a version and record it")
+    switch.add_argument("version", help="a version from params.yaml, e.g. 2 or v2")
+    build = commands.add_parser("build", help="write a version into a new folder")
+    build.add_argument("version")
+    build.add_argument("out_dir", type=Path)
+    shifted = commands.add_parser("shifted", help="write the drifted batch into a new folder")
+    shifted.add_argument("out_dir", type=Path)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, params = get_settings(), load_params()
+    if args.command == "validate":
+        report = validate(args.data_dir or settings.data_dir, params.validation)
+        (log.info if report.ok else log.error)(report.summary())
+        return 0 if report.ok else 1
+    if args.command == "ensure":
+        done = ensure_data(settings, params)
+        log.info("data/ is at the version data.dvc pins (%s)", done)
+    elif args.command == "version":
+        pin = switch_version(settings, params, args.version)
+        log.info("data/ is now %s (%s, %d files), pushed to the remote.", *vars(pin).values())
+        log.info("Record it in git: git add data.dvc && git commit -m 'data: %s'", pin.version)
+    elif args.command == "build":
+        build_version(params.data, args.version, args.out_dir)
+        log.info("wrote %s to %s", args.version, args.out_dir)
+    elif args.command == "shifted":
+        write_split(shifted_batch(params.data), args.out_dir)
+        log.info("wrote the drifted batch to %s", args.out_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+        return run(parse_args(argv))
+    except (DataValidationError, DataVersionMismatch, DvcError, ValueError) as error:
+        log.error("error: %s", error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Materialise dataset versions and the drifted batch from scikit-learn's bundled digits."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from app.config import DataParams, ShiftParams
+from app.data.images import MAX_VALUE, SIDE, to_png_bytes
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (n x 64, 0..16), labels, and stable ids (the row in scikit-learn's dataset)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> Split:
+        return Split(self.images[rows], self.labels[rows], self.ids[rows])
+
+
+def source_splits(params: DataParams) -> tuple[Split, Split]:
+    """The training pool and the val split: fixed by the seed, the same in every version."""
+    digits = load_digits()  # 1,797 images shipped inside scikit-learn: nothing is downloaded
+    everything = Split(digits.data, digits.target, np.arange(len(digits.target)))
+    pool_rows, val_rows = train_test_split(
+        np.arange(len(everything)),
+        test_size=params.split.val_fraction,
+        stratify=everything.labels,
+        random_state=params.split.seed,
+    )
+    return everything.take(np.sort(pool_rows)), everything.take(np.sort(val_rows))
+
+
+def version_name(version: str | int) -> str:
+    """Accept `2`, `"2"` or `"v2"` and answer `"v2"`."""
+    text = str(version)
+    return text if text.startswith("v") else f"v{text}"
+
+
+def version_splits(params: DataParams, version: str | int) -> tuple[Split, Split]:
+    """The (train, val) splits of a version: a stratified share of the pool, val unchanged."""
+    name = version_name(version)
+    if name not in params.versions:
+        known = ", ".join(sorted(params.versions))
+        raise ValueError(f"unknown dataset version {name!r}; params.yaml defines: {known}")
+    pool, val = source_splits(params)
+    # One fixed shuffle per class, cut at the version's share: every version nests in the next.
+    rng = np.random.default_rng(params.split.seed)
+    keep = []
+    for label in np.unique(pool.labels):
+        rows = rng.permutation(np.flatnonzero(pool.labels == label))
+        keep.append(rows[: round(len(rows) * params.versions[name])])
+    return pool.take(np.sort(np.concatenate(keep))), val
+
+
+def write_split(split: Split, split_dir: Path) -> None:
+    """Write `<digit>/<id>.png` files for one split."""
+    for image, label, sample_id in zip(split.images, split.labels, split.ids, strict=True):
+        path = split_dir / str(label) / f"{sample_id:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(to_png_bytes(image))
+
+
+def build_version(params: DataParams, version: str | int, out_dir: Path) -> Path:
+    """Write a version as `out_dir/train` and `out_dir/val` (out_dir must be new or empty)."""
+    train, val = version_splits(params, version)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty: build a version into a new folder")
+    write_split(train, out_dir / "train")
+    write_split(val, out_dir / "val")
+    return out_dir
+
+
+@contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A fresh folder next to `target` (same filesystem, so it can be renamed into place).
+
+    Whatever is not swapped in with `replace_dir` is removed on the way out.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-next-", dir=target.parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` in as `target` with renames, so `target` is never half-written."""
+    old = target.with_name(f".{target.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def shift_images(images: np.ndarray, params: ShiftParams) -> np.ndarray:
+    """Rotate, thicken and add noise to digits: the kind of drift a new camera would bring."""
+    rng = np.random.default_rng(params.seed)
+    shifted = []
+    for image in images.reshape(-1, SIDE, SIDE):
+        angle = rng.uniform(-params.rotate_degrees, params.rotate_degrees)
+        out = ndimage.rotate(image, angle, reshape=False, order=1, mode="constant")
+        if params.thicken:
+            out = ndimage.grey_dilation(out, size=(1 + params.thicken, 1 + params.thicken))
+        out = out + rng.normal(0, params.noise_std, out.shape)
+        shifted.append(np.clip(np.rint(out), 0, MAX_VALUE))
+    return np.stack(shifted).reshape(len(images), SIDE * SIDE)
+
+
+def shifted_batch(params: DataParams) -> Split:
+    """A drifted batch drawn from the val split (so its labels are known and unseen in training)."""
+    _, val = source_splits(params)
+    rng = np.random.default_rng(params.shift.seed)
+    rows = np.sort(rng.choice(len(val), size=min(params.shift.size, len(val)), replace=False))
+    picked = val.take(rows)
+    return Split(shift_images(picked.images, params.shift), picked.labels, picked.ids)

@@ -1,0 +1,87 @@
+"""`python -m app.pipeline`: the main job. Get the data, then run every notebook in order."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from app.config import Settings, get_settings, load_params
+from app.data.dvc import DataVersionMismatch, DvcError, dvc, ensure_data, is_clean
+from app.data.validate import DataValidationError, check
+from app.log import setup_logging
+
+log = logging.getLogger("app.pipeline")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names the notebook, the cell and the error."""
+
+
+def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = None) -> Path:
+    """Execute one notebook with papermill into runs/, from its own folder; return the copy."""
+    settings.runs_dir.mkdir(exist_ok=True)
+    executed = settings.runs_dir / notebook.name
+    try:
+        papermill.execute_notebook(
+            notebook,
+            executed,
+            parameters=parameters or {},
+            kernel_name=settings.kernel_name,
+            cwd=notebook.parent,
+            progress_bar=False,
+        )
+    except PapermillExecutionError as error:
+        raise NotebookFailed(
+            f"{notebook.name} failed in cell {error.cell_index} (execution count "
+            f"{error.exec_count}): {error.ename}: {error.evalue}\n"
+            f"See the executed copy: {executed}"
+        ) from None
+    return executed
+
+
+def run_notebooks(settings: Settings, only: list[str] | None = None) -> list[Path]:
+    """Run `notebooks/*.ipynb` in name order, stopping at the first failure."""
+    notebooks = sorted(settings.notebooks_dir.glob("*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if any(key in nb.name for key in only)]
+    executed = []
+    for notebook in notebooks:
+        log.info("running %s", notebook.relative_to(settings.root))
+        executed.append(run_notebook(notebook, settings))
+    return executed
+
+
+def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
+    """Data first (pulled or rebuilt, then validated), then the notebooks; DVC clean at the end."""
+    params = load_params(settings.params_path)
+    log.info("data: %s", ensure_data(settings, params))
+    log.info(check(settings.data_dir, params.validation).summary())
+    executed = run_notebooks(settings, only)
+    if not is_clean(settings.root):
+        raise DvcError(
+            "the notebooks left data/ different from data.dvc:\n"
+            + dvc("status", repo=settings.root)
+        )
+    log.info("done: %d notebook(s) ran; executed copies in %s", len(executed), settings.runs_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.pipeline", description=__doc__)
+    parser.add_argument("only", nargs="*", help="run only notebooks whose name contains these")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        run_pipeline(get_settings(), args.only)
+    except (NotebookFailed, DataValidationError, DataVersionMismatch, DvcError) as error:
+        log.error("pipeline stopped: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared fixtures: parameters, a built dataset version, and a throwaway DVC repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.config import REPO_ROOT, Params, Settings, load_params
+from app.data import build_version, dvc
+
+
+@pytest.fixture(autouse=True, scope="session")
+def git_identity() -> None:
+    """Tests commit in throwaway repos; give git a name without touching the user's config."""
+    mp = pytest.MonkeyPatch()
+    for role in ("AUTHOR", "COMMITTER"):
+        mp.setenv(f"GIT_{role}_NAME", "workbook tests")
+        mp.setenv(f"GIT_{role}_EMAIL", "tests@mlops-workbook.local")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return load_params(REPO_ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def v1_dir(tmp_path_factory, params) -> Path:
+    """Version v1, built once per session. Never modify it: copy it (see `data_copy`)."""
+    return build_version(params.data, "v1", tmp_path_factory.mktemp("built") / "v1")
+
+
+@pytest.fixture
+def data_copy(v1_dir, tmp_path) -> Path:
+    """A private, writable copy of v1 to break in a test."""
+    return shutil.copytree(v1_dir, tmp_path / "data")
+
+
+@pytest.fixture
+def dvc_repo(tmp_path) -> Settings:
+    """An empty git + DVC repository with its own local remote, as Settings pointing at it."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    subprocess.run(["git", "init", "--quiet"], cwd=root, check=True)
+    dvc("init", "--quiet", repo=root)
+    dvc("config", "core.analytics", "false", repo=root)
+    return Settings(root=root, dvc_remote_url=str(tmp_path / "remote"), _env_file=None)
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file below a folder, by relative path: for byte-for-byte comparisons."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
