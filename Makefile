@@ -6,7 +6,10 @@ INSTALLED := $(VENV)/.installed
 # Kernels, dvc and papermill resolve to the project's environment, activated or not.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup data pipeline test lint format clean
+# Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
+TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100
+
+.PHONY: setup data pipeline stack-up stack-down stack-status train test lint format clean
 
 setup: $(INSTALLED)
 
@@ -24,6 +27,18 @@ data: setup
 pipeline: setup
 	$(PY) -m app.pipeline
 
+stack-up: setup
+	$(PY) -m app.stack up
+
+stack-down: setup
+	$(PY) -m app.stack down
+
+stack-status: setup
+	$(PY) -m app.stack status
+
+train: stack-up
+	$(PY) -m app.training --promote
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -33,8 +48,9 @@ format: setup
 	$(PY) -m ruff format .
 
 test: lint data
-	$(PY) -m pytest
+	rm -rf .stack-test
+	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache .data-next-* .data-old
+	rm -rf runs .pytest_cache .ruff_cache .data-next-* .data-old .stack-test
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

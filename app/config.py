@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +31,28 @@ class Settings(BaseSettings):
     api_port: int = 8000
     prometheus_port: int = 9090
     jupyter_port: int = 8888
+    # Where the native stack keeps pid files, logs and the MLflow database (git-ignored).
+    state_dir: Path = REPO_ROOT / ".stack"
+    # Set to reach an MLflow server elsewhere; by default, the native stack's own.
+    mlflow_tracking_uri: str | None = None
+    experiment_name: str = "digits"
+    model_name: str = "digits-classifier"
+
+    # The model API.
+    api_poll_seconds: float = Field(default=5.0, gt=0)  # how often it checks @champion
+    api_max_instances: int = Field(default=1000, gt=0)
+    api_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    api_max_image_bytes: int = Field(default=5_000_000, gt=0)
+    api_max_image_pixels: int = Field(default=25_000_000, gt=0)
+    api_threads: int = Field(
+        default=1, gt=0
+    )  # torch threads per request: 1 is fastest for one digit
+    # Guards POST /admin/reload. The native stack makes one in state_dir if none is set.
+    admin_token: SecretStr | None = None
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -77,11 +99,40 @@ class ValidationParams(BaseModel):
     min_per_class_val: int = Field(ge=1)
 
 
+class BaselineParams(BaseModel):
+    C: float = Field(gt=0)  # inverse regularisation strength
+    max_iter: int = Field(gt=0)
+
+
+class CnnParams(BaseModel):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)  # the peak of the one-cycle schedule
+    weight_decay: float = Field(ge=0)
+    channels: tuple[int, int]
+    hidden: int = Field(gt=0)
+    conv_dropout: float = Field(ge=0, lt=1)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class TrainParams(BaseModel):
+    seed: int
+    threads: int = Field(gt=0)  # fixed, so CPU results do not depend on the machine
+    baseline: BaselineParams
+    cnn: CnnParams
+
+
+class RegistryParams(BaseModel):
+    min_accuracy: float = Field(ge=0, le=1)  # the gate: a challenger below this never ships
+
+
 class Params(BaseModel):
     """Every tunable of the pipeline, grouped by stage, as written in params.yaml."""
 
     data: DataParams
     validation: ValidationParams
+    train: TrainParams
+    registry: RegistryParams
 
 
 @lru_cache

@@ -10,6 +10,7 @@ from pathlib import Path
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from app import stack
 from app.config import Settings, get_settings, load_params
 from app.data.dvc import DataVersionMismatch, DvcError, dvc, ensure_data, is_clean
 from app.data.validate import DataValidationError, check
@@ -57,10 +58,14 @@ def run_notebooks(settings: Settings, only: list[str] | None = None) -> list[Pat
 
 
 def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
-    """Data first (pulled or rebuilt, then validated), then the notebooks; DVC clean at the end."""
+    """Data (pulled or rebuilt, then validated), the stack, then the notebooks.
+
+    The stack is left running for the learner; DVC must be clean at the end.
+    """
     params = load_params(settings.params_path)
     log.info("data: %s", ensure_data(settings, params))
     log.info(check(settings.data_dir, params.validation).summary())
+    stack.up(settings)
     executed = run_notebooks(settings, only)
     if not is_clean(settings.root):
         raise DvcError(
@@ -68,6 +73,9 @@ def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
             + dvc("status", repo=settings.root)
         )
     log.info("done: %d notebook(s) ran; executed copies in %s", len(executed), settings.runs_dir)
+    log.info("The stack keeps running (stop it with `make stack-down`). Open:")
+    for name, state, url in stack.status(settings):
+        log.info("  %-8s %-8s %s", name, state, url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         run_pipeline(get_settings(), args.only)
-    except (NotebookFailed, DataValidationError, DataVersionMismatch, DvcError) as error:
+    except (
+        NotebookFailed,
+        DataValidationError,
+        DataVersionMismatch,
+        DvcError,
+        stack.StackError,
+    ) as error:
         log.error("pipeline stopped: %s", error)
         return 1
     return 0

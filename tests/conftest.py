@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.config import REPO_ROOT, Params, Settings, load_params
-from app.data import build_version, dvc
+from app.data import build_version, dvc, load_split
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -58,3 +59,25 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def v1_arrays(v1_dir):
+    """(train, val) as (features, labels) arrays of version v1."""
+    return load_split(v1_dir / "train"), load_split(v1_dir / "val")
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, v1_dir) -> Path:
+    """A project folder with v1 in data/ and the repository's data.dvc, for stage tests."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(v1_dir, root / "data")
+    shutil.copy(REPO_ROOT / "data.dvc", root / "data.dvc")
+    return root

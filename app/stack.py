@@ -1,0 +1,221 @@
+"""`python -m app.stack up|down|status|exec -- CMD`: the native stack, as background processes.
+
+Each service runs in its own process group with a pid file and a log under settings.state_dir;
+`up` returns once every service answers its health endpoint. Starting twice is harmless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.config import Settings, get_settings
+from app.log import setup_logging
+
+log = logging.getLogger("app.stack")
+
+
+class StackError(RuntimeError):
+    """A service would not start; the message says which, why, and where its log is."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    port: int
+    health_url: str
+    url: str  # what a person opens
+    env: dict[str, str] = field(default_factory=dict)
+    startup_seconds: float = 60
+
+
+def services(settings: Settings) -> list[Service]:
+    """The services of the native stack, in start order."""
+    state = settings.state_dir / "mlflow"
+    mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
+    return [
+        Service(
+            name="mlflow",
+            command=[
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.mlflow_port),
+                "--workers",
+                "1",  # sized for a 2-core laptop (the default is 4)
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(state / "artifacts"),
+                "--serve-artifacts",
+            ],  # fmt: skip
+            port=settings.mlflow_port,
+            health_url=f"{mlflow_url}/health",
+            url=mlflow_url,
+            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        ),
+    ]
+
+
+def _pid_file(settings: Settings, service: Service) -> Path:
+    return settings.state_dir / f"{service.name}.pid"
+
+
+def log_file(settings: Settings, service: Service) -> Path:
+    return settings.state_dir / f"{service.name}.log"
+
+
+def is_healthy(service: Service) -> bool:
+    try:
+        return httpx.get(service.health_url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
+def running_pid(settings: Settings, service: Service) -> int | None:
+    """The pid of our process for this service, if its pid file names a live process."""
+    try:
+        pid = int(_pid_file(settings, service).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def start(settings: Settings, service: Service) -> bool:
+    """Start a service unless it already answers; return True if this call started it."""
+    if is_healthy(service):
+        return False
+    if running_pid(settings, service) is None and port_in_use(settings.host, service.port):
+        raise StackError(
+            f"{service.name}: port {service.port} is taken by another program; stop it, "
+            f"or choose another port (see Settings in app/config.py)"
+        )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    logs = log_file(settings, service)
+    with logs.open("ab") as output:
+        process = subprocess.Popen(
+            service.command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=os.environ | service.env,
+            cwd=settings.state_dir,
+            start_new_session=True,  # its own process group: `down` stops its workers too
+        )
+    _pid_file(settings, service).write_text(str(process.pid))
+    deadline = time.monotonic() + service.startup_seconds
+    while not is_healthy(service):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(settings, service)
+            tail = "\n".join(logs.read_text(errors="replace").splitlines()[-15:])
+            raise StackError(f"{service.name} did not become healthy; end of {logs}:\n{tail}")
+        time.sleep(0.5)
+    return True
+
+
+def stop(settings: Settings, service: Service, grace_seconds: float = 15) -> bool:
+    """Stop a service's whole process group; return True if something was running."""
+    pid = running_pid(settings, service)
+    _pid_file(settings, service).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            os.killpg(pid, 0)
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # gone, as asked
+    return True
+
+
+def up(settings: Settings) -> list[Service]:
+    """Start every service that is not running; return the ones this call started."""
+    started = []
+    for service in services(settings):
+        if start(settings, service):
+            started.append(service)
+        log.info("%-8s %s", service.name, service.url)
+    return started
+
+
+def down(settings: Settings, only: list[Service] | None = None) -> None:
+    for service in reversed(only if only is not None else services(settings)):
+        if stop(settings, service):
+            log.info("%-8s stopped", service.name)
+
+
+def status(settings: Settings) -> list[tuple[str, str, str]]:
+    """(name, state, url) per service; state is 'healthy', 'starting/unhealthy' or 'stopped'."""
+    rows = []
+    for service in services(settings):
+        if is_healthy(service):
+            state = "healthy"
+        elif running_pid(settings, service):
+            state = "starting/unhealthy"
+        else:
+            state = "stopped"
+        rows.append((service.name, state, service.url))
+    return rows
+
+
+@contextmanager
+def stack_running(settings: Settings) -> Iterator[None]:
+    """Make sure the stack runs for the duration; stop afterwards only what this started."""
+    started = up(settings)
+    try:
+        yield
+    finally:
+        down(settings, only=started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status", "exec"])
+    parser.add_argument("command", nargs="*", help="with exec: the command to run (after --)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = get_settings()
+    try:
+        if args.action == "up":
+            up(settings)
+        elif args.action == "down":
+            down(settings)
+        elif args.action == "status":
+            for row in status(settings):
+                log.info("%-8s %-18s %s", *row)
+        else:
+            with stack_running(settings):
+                return subprocess.run(args.command).returncode
+    except StackError as error:
+        log.error("error: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""`python -m app.training [--family baseline|cnn ...] [--promote]`: train, log, and gate.
+
+What the compose trainer runs; the notebooks call the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mlflow.exceptions import MlflowException
+
+from app.config import get_settings, load_params
+from app.data.dvc import read_pin
+from app.data.validate import DataValidationError
+from app.log import setup_logging
+from app.registry import best_run, gate, register_challenger
+from app.training.fit import FAMILIES
+from app.training.tracking import MlflowUnavailable, setup_mlflow, train_and_log
+
+log = logging.getLogger("app.training")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.training", description=__doc__)
+    parser.add_argument("--family", choices=FAMILIES, action="append", help="default: all")
+    parser.add_argument(
+        "--promote", action="store_true", help="register the best run and run the gate"
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings, params = get_settings(), load_params()
+    try:
+        setup_mlflow(settings)
+        for family in args.family or FAMILIES:
+            train_and_log(settings, params, family)
+        if args.promote:
+            run = best_run(settings, read_pin(settings.dvc_file).md5)
+            version = register_challenger(settings, run.data.tags["model_uri"])
+            decision = gate(settings, params, version.version)
+            return 0 if decision.promoted else 3
+    except (MlflowUnavailable, DataValidationError, MlflowException) as error:
+        log.error("error: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The two model families, and the MLflow wrapper that gives them one interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import skops.io
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from app.config import BaselineParams, CnnParams
+from app.data.images import MAX_VALUE, SIDE
+
+CLASSES = list(range(10))
+OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
+
+
+class Classifier(Protocol):
+    """What both families offer once trained: class probabilities for n x 64 pixel rows."""
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def make_baseline(params: BaselineParams, seed: int) -> Pipeline:
+    """Logistic regression on the 64 flattened, standardised pixels."""
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed),
+    )
+
+
+class DigitsCNN(nn.Module):
+    """Two 3x3 convolutions with batch norm, one 2x2 pooling, then a small dense head."""
+
+    def __init__(self, params: CnnParams):
+        super().__init__()
+        self.params = params
+        first, second = params.channels
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, first, 3, padding=1),
+            nn.BatchNorm2d(first),
+            nn.ReLU(),
+            nn.Conv2d(first, second, 3, padding=1),
+            nn.BatchNorm2d(second),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 8x8 -> 4x4
+            nn.Dropout(params.conv_dropout),
+            nn.Flatten(),
+            nn.Linear(second * (SIDE // 2) ** 2, params.hidden),
+            nn.ReLU(),
+            nn.Dropout(params.dropout),
+            nn.Linear(params.hidden, len(CLASSES)),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+def to_tensor(features: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """n x 64 pixels on the 0..16 scale -> n x 1 x 8 x 8 floats in 0..1."""
+    array = np.asarray(features, dtype=np.float32).reshape(-1, 1, SIDE, SIDE) / MAX_VALUE
+    return torch.from_numpy(array).to(device)
+
+
+class TorchClassifier:
+    """A trained CNN behind the same `predict_proba` as a scikit-learn estimator (on CPU)."""
+
+    def __init__(self, network: DigitsCNN):
+        self.network = network.to("cpu").eval()
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.softmax(self.network(to_tensor(features)), dim=1).numpy()
+
+
+def save_classifier(classifier: Classifier, family: str, folder: Path) -> tuple[Path, dict]:
+    """Write a trained classifier without pickling code: skops for scikit-learn, a state dict
+    for torch. Returns the file and the config needed to load it back."""
+    if family == "baseline":
+        path = folder / "baseline.skops"
+        skops.io.dump(classifier, path)
+        return path, {"family": family}
+    path = folder / "cnn.pt"
+    torch.save(classifier.network.state_dict(), path)
+    return path, {"family": family, "cnn": classifier.network.params.model_dump()}
+
+
+def load_classifier(path: Path, config: dict) -> Classifier:
+    """Load what `save_classifier` wrote."""
+    if config["family"] == "baseline":
+        return skops.io.load(path)  # only skops' default-trusted scikit-learn types load
+    network = DigitsCNN(CnnParams.model_validate(config["cnn"]))
+    network.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    return TorchClassifier(network)
+
+
+class DigitsModel(mlflow.pyfunc.PythonModel):
+    """The logged model (MLflow 'models from code', see model_code.py): any family in, one
+    output out: the digit and its 10 probabilities."""
+
+    def load_context(self, context) -> None:
+        self.family = context.model_config["family"]
+        self.classifier = load_classifier(Path(context.artifacts["weights"]), context.model_config)
+
+    # The signature logged with the model (a 64-wide float tensor) does the checking.
+    def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
+        features = np.asarray(model_input, dtype=np.float32).reshape(-1, SIDE * SIDE)
+        return probabilities_frame(self.classifier.predict_proba(features))
+
+
+def probabilities_frame(probabilities: np.ndarray) -> pd.DataFrame:
+    """The model's output: `digit` (the most likely class) and `p_0` ... `p_9`."""
+    frame = pd.DataFrame(probabilities, columns=OUTPUT_COLUMNS[1:])
+    frame.insert(0, "digit", probabilities.argmax(axis=1))
+    return frame

@@ -1,0 +1,209 @@
+"""Log a training run to MLflow: params, curves, metrics, plots, the model and its lineage."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+from matplotlib.figure import Figure
+from mlflow.environment_variables import (
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+)
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+from app.config import Params, Settings, TrainParams
+from app.data.dvc import read_pin
+from app.data.images import SIDE, load_split
+from app.data.validate import check
+from app.training.fit import Evaluation, TrainResult, evaluate, train
+from app.training.models import save_classifier
+
+log = logging.getLogger(__name__)
+MODEL_NAME_IN_RUN = "model"
+MODEL_CODE = Path(__file__).with_name("model_code.py")  # logged with, and run by, every model
+# What a model needs to load elsewhere: the versions installed here (pinned in pyproject.toml).
+PIP_REQUIREMENTS = [
+    f"{package}=={version(package)}"
+    for package in ("mlflow", "torch", "scikit-learn", "skops", "numpy", "pandas")
+]
+
+
+class MlflowUnavailable(RuntimeError):
+    """The tracking server does not answer; the message says where and how to start it."""
+
+
+def setup_mlflow(settings: Settings) -> str:
+    """Point MLflow at the tracking server and fail fast, clearly, if it does not answer."""
+    uri = settings.mlflow_uri
+    try:
+        httpx.get(f"{uri}/health", timeout=3).raise_for_status()
+    except httpx.HTTPError as error:
+        raise MlflowUnavailable(
+            f"MLflow is not reachable at {uri} ({type(error).__name__}). "
+            "Start the local stack with `make stack-up`, or set WORKBOOK_MLFLOW_TRACKING_URI."
+        ) from None
+    mlflow.set_tracking_uri(uri)
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.set(False)  # a bar per download drowns the logs
+    if not MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set():
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(
+            2
+        )  # a server that went away fails in seconds, not minutes
+    mlflow.set_experiment(settings.experiment_name)
+    return uri
+
+
+def git_commit(repo: Path) -> str:
+    """The commit the code runs from, with '-dirty' when the tree has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return f"{commit}-dirty" if git("status", "--porcelain", "--untracked-files=no") else commit
+
+
+def lineage_tags(settings: Settings, n_train: int, n_val: int) -> dict[str, str]:
+    """Tags that tie a run to its inputs: the data version, its md5, the code commit."""
+    pin = read_pin(settings.dvc_file)
+    return {
+        "data_version": pin.version,
+        "data_md5": pin.md5,
+        "git_commit": git_commit(settings.root),
+        "train_size": str(n_train),
+        "val_size": str(n_val),
+    }
+
+
+def confusion_figure(evaluation: Evaluation, title: str) -> Figure:
+    """The confusion matrix with counts in every cell."""
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.imshow(evaluation.confusion, cmap="Blues")
+    for (row, col), count in np.ndenumerate(evaluation.confusion):
+        colour = "white" if count > evaluation.confusion.max() / 2 else "black"
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=title)
+    return fig
+
+
+def misclassified_figure(evaluation: Evaluation, features, labels, limit: int = 24) -> Figure:
+    """The val images the model got wrong, titled 'true → predicted (confidence)'."""
+    wrong = np.flatnonzero(evaluation.predictions != labels)[:limit]
+    columns = max(1, min(8, len(wrong)))
+    rows = max(1, -(-len(wrong) // columns))
+    fig = Figure(figsize=(max(3, columns * 1.1), rows * 1.3 + 0.4))
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, row in zip(axes, wrong, strict=False):
+        ax.imshow(features[row].reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=16)
+        confidence = evaluation.probabilities[row].max()
+        ax.set_title(
+            f"{labels[row]} → {evaluation.predictions[row]} ({confidence:.0%})", fontsize=8
+        )
+    fig.suptitle(f"{len(wrong)} misclassified (of {int((evaluation.predictions != labels).sum())})")
+    return fig
+
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, SIDE * SIDE))]),
+    outputs=Schema(
+        [ColSpec("long", "digit"), *[ColSpec("double", f"p_{digit}") for digit in range(10)]]
+    ),
+)
+
+
+def log_model(result: TrainResult, example: np.ndarray) -> ModelInfo:
+    """Log the classifier as an MLflow model from code, with its weights as an artifact."""
+    with tempfile.TemporaryDirectory() as folder:
+        weights, config = save_classifier(result.classifier, result.family, Path(folder))
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=MODEL_CODE,
+            artifacts={"weights": str(weights)},
+            model_config=config,
+            signature=SIGNATURE,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    family: str
+    model_uri: str
+    metrics: dict[str, float]
+    seconds: float
+
+
+def family_params(params: Params, family: str) -> dict[str, object]:
+    """The params that shaped one family's run, flat, as MLflow shows them."""
+    own = params.train.baseline if family == "baseline" else params.train.cnn
+    return {"family": family, "seed": params.train.seed, "threads": params.train.threads} | {
+        key: str(value) if isinstance(value, tuple) else value
+        for key, value in own.model_dump().items()
+    }
+
+
+def with_overrides(params: Params, family: str, overrides: dict) -> Params:
+    """A copy of params with some of one family's values replaced, and validated again."""
+    section = "baseline" if family == "baseline" else "cnn"
+    train = params.train.model_dump()
+    train[section] |= overrides
+    return params.model_copy(update={"train": TrainParams.model_validate(train)})
+
+
+def train_and_log(
+    settings: Settings, params: Params, family: str, overrides: dict | None = None
+) -> LoggedRun:
+    """Validate the data, train one family, log everything to MLflow; return the run.
+
+    An exception inside the run marks it FAILED in MLflow and propagates: nothing is registered.
+    `overrides` patch the family's params (the notebooks use it to make a deliberately weak model).
+    """
+    check(settings.data_dir, params.validation)
+    if overrides:
+        params = with_overrides(params, family, overrides)
+    train_data = load_split(settings.data_dir / "train")
+    val_data = load_split(settings.data_dir / "val")
+    tags = lineage_tags(settings, len(train_data[1]), len(val_data[1]))
+    with mlflow.start_run(run_name=f"{family}-{tags['data_version']}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(family_params(params, family))
+        result: TrainResult = train(
+            family,
+            params.train,
+            train_data,
+            val_data,
+            on_epoch=lambda epoch, metrics: mlflow.log_metrics(metrics, step=epoch),
+        )
+        evaluation = evaluate(result.classifier, *val_data)
+        metrics = evaluation.as_metrics() | {"train_seconds": result.seconds}
+        # val_accuracy is already the last point of its per-epoch curve: log only what is new.
+        mlflow.log_metrics({k: v for k, v in metrics.items() if k not in result.history[-1]})
+        mlflow.set_tag("device", result.device)
+        title = f"{family} on {tags['data_version']}: accuracy {evaluation.accuracy:.3f}"
+        mlflow.log_figure(confusion_figure(evaluation, title), "plots/confusion_matrix.png")
+        mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
+        info = log_model(result, val_data[0][:3])
+        mlflow.set_tag("model_uri", info.model_uri)
+    log.info(
+        "%s: val accuracy %.4f in %.1f s (run %s)",
+        family,
+        evaluation.accuracy,
+        result.seconds,
+        run.info.run_id,
+    )
+    return LoggedRun(run.info.run_id, family, info.model_uri, metrics, result.seconds)
