@@ -7,9 +7,9 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
-TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100
+TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 WORKBOOK_API_PORT=8100
 
-.PHONY: setup data pipeline stack-up stack-down stack-status train test lint format clean
+.PHONY: setup data pipeline stack-up stack-down stack-status train bench test lint format clean
 
 setup: $(INSTALLED)
 
@@ -46,6 +46,10 @@ lint: setup
 format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+# Speed is measured here, never asserted in tests: this API against `mlflow models serve`.
+bench: setup
+	$(PY) bench/serving.py
 
 test: lint data
 	rm -rf .stack-test

@@ -7,15 +7,16 @@ Each service runs in its own process group with a pid file and a log under setti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +43,30 @@ class Service:
     startup_seconds: float = 60
 
 
+def admin_token(settings: Settings) -> str:
+    """The API's admin token: from settings, else one made once and kept in state_dir."""
+    if settings.admin_token:
+        return settings.admin_token.get_secret_value()
+    path = settings.state_dir / "admin-token"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """These settings as WORKBOOK_* variables, so a child process sees exactly them."""
+    values = settings.model_dump(exclude={"admin_token"}, exclude_none=True)
+    env = {f"WORKBOOK_{key.upper()}": str(value) for key, value in values.items()}
+    return env | {"WORKBOOK_ADMIN_TOKEN": admin_token(settings)}
+
+
 def services(settings: Settings) -> list[Service]:
     """The services of the native stack, in start order."""
     state = settings.state_dir / "mlflow"
     mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
+    api_url = f"http://{settings.host}:{settings.api_port}"
     return [
         Service(
             name="mlflow",
@@ -71,6 +92,27 @@ def services(settings: Settings) -> list[Service]:
             url=mlflow_url,
             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
+        Service(
+            name="api",
+            command=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.serving.app:create_app",
+                "--factory",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.api_port),
+                "--workers",
+                "1",
+                "--no-access-log",  # the API writes its own JSON line per request
+            ],  # fmt: skip
+            port=settings.api_port,
+            health_url=f"{api_url}/health",
+            url=f"{api_url}/docs",
+            env=settings_env(settings),
+        ),
     ]
 
 
@@ -87,6 +129,13 @@ def is_healthy(service: Service) -> bool:
         return httpx.get(service.health_url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for throwaway stacks: tests, benchmarks)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -145,12 +194,20 @@ def stop(settings: Settings, service: Service, grace_seconds: float = 15) -> boo
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
         while time.monotonic() < deadline:
-            os.killpg(pid, 0)
-            time.sleep(0.2)
+            _reap(pid)
+            os.killpg(pid, 0)  # raises once the whole group is gone
+            time.sleep(0.1)
         os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
     except ProcessLookupError:
         pass  # gone, as asked
     return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if we started it, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def up(settings: Settings) -> list[Service]:
@@ -183,7 +240,7 @@ def status(settings: Settings) -> list[tuple[str, str, str]]:
     return rows
 
 
-@contextmanager
+@contextlib.contextmanager
 def stack_running(settings: Settings) -> Iterator[None]:
     """Make sure the stack runs for the duration; stop afterwards only what this started."""
     started = up(settings)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
+from app import registry, stack
 from app.config import REPO_ROOT, Params, Settings, load_params
 from app.data import build_version, dvc, load_split
+from app.stack import free_port
+from app.training import setup_mlflow, train_and_log
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -61,13 +64,6 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
     }
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def v1_arrays(v1_dir):
     """(train, val) as (features, labels) arrays of version v1."""
@@ -81,3 +77,34 @@ def project(tmp_path_factory, v1_dir) -> Path:
     shutil.copytree(v1_dir, root / "data")
     shutil.copy(REPO_ROOT / "data.dvc", root / "data.dvc")
     return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, project) -> Settings:
+    """A real MLflow server on a free port, its state in a temporary folder; stopped after."""
+    settings = Settings(
+        root=project,
+        state_dir=tmp_path_factory.mktemp("state"),
+        mlflow_port=free_port(),
+        _env_file=None,
+    )
+    (service,) = [s for s in stack.services(settings) if s.name == "mlflow"]
+    assert stack.start(settings, service)
+    yield settings
+    stack.stop(settings, service)
+    assert not stack.is_healthy(service)
+
+
+def isolated(server: Settings) -> Settings:
+    """The server's settings with a registered-model name of their own, MLflow pointed at it."""
+    settings = server.model_copy(update={"model_name": f"digits-{uuid.uuid4().hex[:8]}"})
+    setup_mlflow(settings)
+    return settings
+
+
+def champion_of(settings: Settings, params: Params, **overrides) -> str:
+    """Train a baseline, register it and gate it: the new champion's version."""
+    logged = train_and_log(settings, params, "baseline", overrides=overrides or None)
+    version = registry.register_challenger(settings, logged.model_uri).version
+    assert registry.gate(settings, params, version).promoted
+    return version

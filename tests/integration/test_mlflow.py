@@ -12,38 +12,20 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from app import registry, stack
+from app import registry
 from app.config import Settings
 from app.data import load_split, read_pin
 from app.training import MlflowUnavailable, setup_mlflow, train_and_log
-from tests.conftest import free_port
+from tests.conftest import free_port, isolated
 
 pytestmark = pytest.mark.integration
 WEAK = {"C": 0.0005}  # a baseline this regularised lands near 0.83 on v1
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, project):
-    """A real MLflow server on a free port, its state in a temporary folder; stopped after."""
-    settings = Settings(
-        root=project,
-        state_dir=tmp_path_factory.mktemp("state"),
-        mlflow_port=free_port(),
-        _env_file=None,
-    )
-    (service,) = stack.services(settings)
-    assert stack.start(settings, service)
-    yield settings
-    stack.stop(settings, service)
-    assert not stack.is_healthy(service)
-
-
 @pytest.fixture
 def settings(server):
     """The server's settings, with a registered-model name of this test's own."""
-    isolated = server.model_copy(update={"model_name": f"digits-{uuid.uuid4().hex[:8]}"})
-    setup_mlflow(isolated)
-    return isolated
+    return isolated(server)
 
 
 def test_a_run_records_params_metrics_images_model_and_lineage(settings, params):

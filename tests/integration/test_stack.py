@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from app import stack
@@ -12,18 +13,25 @@ pytestmark = pytest.mark.integration
 
 
 def test_up_twice_status_and_down(tmp_path):
-    settings = Settings(state_dir=tmp_path, mlflow_port=free_port(), _env_file=None)
+    settings = Settings(
+        state_dir=tmp_path, mlflow_port=free_port(), api_port=free_port(), _env_file=None
+    )
     try:
-        assert [s.name for s in stack.up(settings)] == ["mlflow"]
+        assert [s.name for s in stack.up(settings)] == ["mlflow", "api"]
         assert stack.up(settings) == []  # already healthy: nothing started twice
         assert stack.status(settings) == [
-            ("mlflow", "healthy", f"http://127.0.0.1:{settings.mlflow_port}")
+            ("mlflow", "healthy", f"http://127.0.0.1:{settings.mlflow_port}"),
+            ("api", "healthy", f"http://127.0.0.1:{settings.api_port}/docs"),
         ]
-        assert (tmp_path / "mlflow.pid").exists() and (tmp_path / "mlflow.log").exists()
+        assert (tmp_path / "mlflow.pid").exists() and (tmp_path / "api.log").exists()
+        # No champion in a new registry: the API is alive but says it is not ready, and why.
+        ready = httpx.get(f"http://127.0.0.1:{settings.api_port}/ready")
+        assert ready.status_code == 503 and "no model has the alias @champion" in ready.text
     finally:
         stack.down(settings)
-    assert stack.status(settings)[0][1] == "stopped"
+    assert [state for _, state, _ in stack.status(settings)] == ["stopped", "stopped"]
     assert not stack.port_in_use(settings.host, settings.mlflow_port)
+    assert not stack.port_in_use(settings.host, settings.api_port)
 
 
 def test_a_port_taken_by_another_program_is_reported(tmp_path):

@@ -1,0 +1,88 @@
+"""The model API: `uvicorn app.serving.app:create_app --factory` (the stack runs exactly that)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import mlflow
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from mlflow.environment_variables import (
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    MLFLOW_HTTP_REQUEST_TIMEOUT,
+)
+from starlette.exceptions import HTTPException
+
+from app.config import Settings, get_settings
+from app.serving.limits import BodySizeLimit
+from app.serving.model_store import ModelStore
+from app.serving.routes import admin, meta, predict
+from app.serving.telemetry import Metrics, Telemetry, setup_json_logging
+
+log = logging.getLogger("app.serving")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the champion (if there is one), then keep polling for a new one until shutdown."""
+    settings: Settings = app.state.settings
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    # A registry that stopped answering must fail a check in seconds: serving goes on meanwhile.
+    for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, 0), (MLFLOW_HTTP_REQUEST_TIMEOUT, 5)):
+        if not variable.is_set():
+            variable.set(value)
+    torch.set_num_threads(settings.api_threads)
+    store: ModelStore = app.state.store
+    await store.refresh()
+    if store.current is None:
+        log.warning("starting without a model", extra={"problem": store.last_problem})
+    poller = asyncio.create_task(store.poll())
+    yield
+    poller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await poller
+
+
+async def problem(request: Request, error: Exception) -> JSONResponse:
+    """Every error as {"error": ..., "detail": ...}: a message that names the problem."""
+    if isinstance(error, RequestValidationError):
+        detail = [
+            {"field": ".".join(str(part) for part in item["loc"]), "problem": item["msg"]}
+            for item in error.errors()
+        ]
+        first = detail[0]
+        message = f"invalid request: {first['field']}: {first['problem']}"
+        if len(detail) > 1:
+            message += f" (and {len(detail) - 1} more)"
+        return JSONResponse({"error": message, "detail": detail[:20]}, status_code=422)
+    assert isinstance(error, HTTPException)
+    return JSONResponse(
+        {"error": error.detail}, status_code=error.status_code, headers=error.headers
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; nothing is loaded until the app starts (see `lifespan`)."""
+    settings = settings or get_settings()
+    setup_json_logging()
+    app = FastAPI(
+        title="Digits model API",
+        description="Serves `models:/digits-classifier@champion` from the MLflow registry.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.settings, app.state.metrics = settings, metrics
+    app.state.store = ModelStore(settings, metrics)
+    for router in (predict.router, meta.router, admin.router):
+        app.include_router(router)
+    app.add_exception_handler(RequestValidationError, problem)
+    app.add_exception_handler(HTTPException, problem)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(Telemetry, metrics=metrics)  # outermost: it sees every answer, 413s too
+    return app

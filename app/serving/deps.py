@@ -1,0 +1,62 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes declare."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from app.config import Settings
+from app.serving.model_store import ModelStore, ServedModel
+from app.serving.telemetry import Metrics
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> ModelStore:
+    return request.app.state.store
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> ServedModel:
+    """The model for this request, read once: a swap mid-request does not change it."""
+    model = store.current
+    if model is None:
+        raise HTTPException(503, f"no model to serve: {store.last_problem}")
+    return model
+
+
+def require_admin(
+    settings: Annotated[Settings, Depends(get_settings)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """`Authorization: Bearer <admin token>`, compared in constant time."""
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else None
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            401,
+            "a valid admin token is required: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_json(content_type: Annotated[str | None, Header()] = None) -> None:
+    if (content_type or "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(
+            415, f"send JSON (Content-Type: application/json), not {content_type!r}"
+        )
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ModelDep = Annotated[ServedModel, Depends(get_model)]
+AdminDep = Depends(require_admin)
+JsonDep = Depends(require_json)

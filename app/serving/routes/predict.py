@@ -1,0 +1,100 @@
+"""POST /predict (pixel rows) and POST /predict/image (an uploaded picture)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, UploadFile
+from PIL import Image, UnidentifiedImageError
+
+from app.data.images import image_to_features
+from app.serving.deps import JsonDep, MetricsDep, ModelDep, SettingsDep
+from app.serving.model_store import ServedModel
+from app.serving.schemas import (
+    ImagePredictResponse,
+    ModelRef,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    Problem,
+)
+from app.serving.telemetry import Metrics
+
+router = APIRouter(tags=["predict"])
+ERRORS = {
+    status: {"model": Problem}
+    for status in (400, 413, 415, 422, 503)
+}  # fmt: skip
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
+
+
+def predict_rows(
+    features: np.ndarray, model: ServedModel, metrics: Metrics, request: Request
+) -> PredictResponse:
+    """Run the model on n x 64 rows; count and log what it predicted (never the pixels)."""
+    probabilities = model.classifier.predict_proba(features)
+    digits = probabilities.argmax(axis=1)
+    for digit, confidence in zip(digits, probabilities.max(axis=1), strict=True):
+        metrics.predictions.labels(str(digit)).inc()
+        metrics.confidence.observe(float(confidence))
+    request.scope["state"]["log"].update(model_version=model.version, digits=digits.tolist())
+    return PredictResponse(
+        predictions=[
+            Prediction(digit=int(digit), probabilities=row.astype(float).round(6).tolist())
+            for digit, row in zip(digits, probabilities, strict=True)
+        ],
+        model=ModelRef(name=model.name, version=model.version, run_id=model.run_id),
+    )
+
+
+@router.post("/predict", dependencies=[JsonDep], responses=ERRORS)
+async def predict(
+    body: PredictRequest,
+    model: ModelDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    request: Request,
+) -> PredictResponse:
+    """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16)."""
+    if len(body.instances) > settings.api_max_instances:
+        raise HTTPException(
+            422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
+        )
+    features = np.asarray(body.instances, dtype=np.float32)
+    return predict_rows(features, model, metrics, request)
+
+
+@router.post("/predict/image", responses=ERRORS)
+async def predict_image(
+    file: UploadFile,
+    model: ModelDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    request: Request,
+) -> ImagePredictResponse:
+    """Predict the digit in an uploaded PNG or JPEG photo or drawing of one digit, any size."""
+    if file.content_type not in IMAGE_TYPES:
+        raise HTTPException(415, f"upload a PNG or JPEG image, not {file.content_type!r}")
+    data = await file.read(settings.api_max_image_bytes + 1)
+    if len(data) > settings.api_max_image_bytes:
+        raise HTTPException(
+            413, f"image too large: the limit is {settings.api_max_image_bytes} bytes"
+        )
+    try:
+        with Image.open(io.BytesIO(data), formats=list(IMAGE_TYPES.values())) as image:
+            width, height = image.size
+            if width * height > settings.api_max_image_pixels:
+                raise HTTPException(
+                    413,
+                    f"image too large: {width}x{height} pixels, the limit is "
+                    f"{settings.api_max_image_pixels} pixels",
+                )
+            image.load()
+            features = image_to_features(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise HTTPException(422, f"not a readable PNG or JPEG image: {error}") from None
+    except ValueError as error:  # no ink: nothing to classify
+        raise HTTPException(422, str(error)) from None
+    answer = predict_rows(features.reshape(1, -1), model, metrics, request)
+    return ImagePredictResponse(**answer.model_dump(), pixels=features.tolist())

@@ -1,0 +1,123 @@
+"""Request and response bodies of the model API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.data.images import MAX_VALUE, SIDE
+
+# One pixel: a real number (not a string, not NaN or infinity) on the dataset's 0..16 scale.
+Pixel = Annotated[float, Field(ge=0, le=MAX_VALUE, allow_inf_nan=False, strict=True)]
+Instance = Annotated[list[Pixel], Field(min_length=SIDE * SIDE, max_length=SIDE * SIDE)]
+
+EXAMPLE_DIGIT = [
+    0,
+    0,
+    5,
+    13,
+    9,
+    1,
+    0,
+    0,
+    0,
+    0,
+    13,
+    15,
+    10,
+    15,
+    5,
+    0,
+    0,
+    3,
+    15,
+    2,
+    0,
+    11,
+    8,
+    0,
+    0,
+    4,
+    12,
+    0,
+    0,
+    8,
+    8,
+    0,
+    0,
+    5,
+    8,
+    0,
+    0,
+    9,
+    8,
+    0,
+    0,
+    4,
+    11,
+    0,
+    1,
+    12,
+    7,
+    0,
+    0,
+    2,
+    14,
+    5,
+    10,
+    12,
+    0,
+    0,
+    0,
+    0,
+    6,
+    13,
+    10,
+    0,
+    0,
+    0,
+]  # fmt: skip  (the first digit of scikit-learn's dataset: a zero)
+
+
+class PredictRequest(BaseModel):
+    """Digits as rows of 64 pixel values (8x8, row by row), each from 0 (no ink) to 16."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"instances": [EXAMPLE_DIGIT]}]}
+    )
+    instances: list[Instance] = Field(min_length=1)
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    run_id: str
+
+
+class Prediction(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probabilities: list[float] = Field(description="p(digit) for digits 0..9")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    model: ModelRef
+
+
+class ImagePredictResponse(PredictResponse):
+    pixels: list[float] = Field(description="the 64 values the image was turned into")
+
+
+class ModelInfo(ModelRef):
+    data_version: str
+    metrics: dict[str, float]
+    loaded_at: datetime
+
+
+class Problem(BaseModel):
+    """Every error answer: what is wrong, in words, and where when it is about a field."""
+
+    error: str
+    detail: list[dict] | None = None

@@ -1,0 +1,141 @@
+"""`make bench`: this API against `mlflow models serve`, same model, payload and load.
+
+Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports),
+trains and promotes the CNN, serves that one model version twice, one worker each, and
+loads both with wrk: one instance per request, the same connections and duration.
+Prints requests per second, p50 and p99 latency, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from app import registry, stack
+from app.config import get_settings, load_params
+from app.data import load_split
+from app.training import setup_mlflow, train_and_log
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
+    """Run wrk (1 thread: the server gets the other core) and parse throughput and latency."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        )
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    Path(script.name).unlink()
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url} answered {errors.group(1)} errors under load:\n{out}")
+
+    def latency(percent: str) -> float:
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * UNITS[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=15)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: install it with `sudo apt-get install wrk`")
+    with tempfile.TemporaryDirectory() as state:
+        settings = get_settings().model_copy(
+            update={
+                "state_dir": Path(state),
+                "mlflow_port": stack.free_port(),
+                "api_port": stack.free_port(),
+            }
+        )
+        params = load_params()
+        mlflow_service, api_service = stack.services(settings)
+        serve_port = stack.free_port()
+        mlflow_serve = stack.Service(
+            name="mlflow-serve",
+            command=[
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{settings.model_name}@champion",
+                "--env-manager",
+                "local",
+                "--workers",
+                "1",
+                "--host",
+                settings.host,
+                "--port",
+                str(serve_port),
+            ],  # fmt: skip
+            port=serve_port,
+            health_url=f"http://{settings.host}:{serve_port}/health",
+            url=f"http://{settings.host}:{serve_port}/invocations",
+            env={"MLFLOW_TRACKING_URI": settings.mlflow_uri},
+            startup_seconds=120,
+        )
+        try:
+            stack.start(settings, mlflow_service)
+            setup_mlflow(settings)
+            logged = train_and_log(settings, params, "cnn")
+            version = registry.register_challenger(settings, logged.model_uri).version
+            registry.gate(settings, params, version)
+            stack.start(settings, api_service)
+            stack.start(settings, mlflow_serve)
+            row = load_split(settings.data_dir / "val")[0][0].tolist()
+            api = f"http://{settings.host}:{settings.api_port}/predict"
+            results = {}
+            for name, url, body in [
+                ("this API (FastAPI + uvicorn)", api, {"instances": [row]}),
+                ("mlflow models serve", mlflow_serve.url, {"inputs": [row]}),
+            ]:
+                wrk(url, body, args.connections, 3)  # warm-up, not counted
+                results[name] = wrk(url, body, args.connections, args.seconds)
+        finally:
+            for service in (mlflow_serve, api_service, mlflow_service):
+                stack.stop(settings, service)
+    print(
+        f"\nmodel: {settings.model_name} v{version} (CNN), 1 instance per request, 1 worker each,"
+    )
+    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s on {os.cpu_count()} cores\n")
+    print(f"| {'server':<30} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
+    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
+    for name, r in results.items():
+        print(f"| {name:<30} | {r['rps']:>8.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} |")
+    ours, theirs = results.values()
+    print(
+        f"| {'ratio (this API / mlflow)':<30} | {ours['rps'] / theirs['rps']:>7.1f}x | "
+        f"{ours['p50'] / theirs['p50']:>6.2f}x | {ours['p99'] / theirs['p99']:>6.2f}x |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

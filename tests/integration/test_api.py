@@ -1,0 +1,299 @@
+"""The model API through the ASGI test client: every route, every bad input.
+
+It serves a real champion from a real MLflow server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+
+import mlflow
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from pydantic import SecretStr
+
+from app import registry
+from app.data import load_split
+from app.registry import CHAMPION
+from app.serving.app import create_app
+from app.training import train_and_log
+from tests.conftest import champion_of, isolated
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def served(server, params):
+    """Settings whose registry has a champion (a baseline, version 1)."""
+    settings = isolated(server).model_copy(update={"admin_token": SecretStr(TOKEN)})
+    champion_of(settings, params)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    with TestClient(create_app(served)) as client:  # `with`: the lifespan loads the model
+        yield client
+
+
+@pytest.fixture(scope="module")
+def val(served):
+    return load_split(served.data_dir / "val")
+
+
+def digit_png(pixels: np.ndarray, size: int = 200, fmt: str = "PNG") -> bytes:
+    """A digit as a photo would show it: large, dark ink on light paper."""
+    ink = (pixels.reshape(8, 8) * 255 / 16).astype(np.uint8)
+    image = Image.fromarray(255 - ink).resize((size, size), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready", "model_version": "1"}
+
+
+def test_model_describes_what_is_served(client, served):
+    info = client.get("/model").json()
+    assert (info["name"], info["version"], info["data_version"]) == (served.model_name, "1", "v1")
+    run = MlflowClient().get_run(info["run_id"])
+    assert info["metrics"]["val_accuracy"] == run.data.metrics["val_accuracy"]
+    assert info["loaded_at"].endswith("Z") or "+00:00" in info["loaded_at"]
+
+
+def test_predict_matches_the_model(client, val, served):
+    features, labels = val
+    answer = client.post("/predict", json={"instances": features[:50].tolist()})
+    assert answer.status_code == 200
+    body = answer.json()
+    digits = [p["digit"] for p in body["predictions"]]
+    assert np.mean(np.array(digits) == labels[:50]) >= 0.9
+    for prediction in body["predictions"]:
+        assert len(prediction["probabilities"]) == 10
+        assert abs(sum(prediction["probabilities"]) - 1) < 1e-4
+        assert prediction["digit"] == int(np.argmax(prediction["probabilities"]))
+    assert body["model"]["name"] == served.model_name and body["model"]["version"] == "1"
+
+
+def test_request_id_is_returned_and_kept(client, val):
+    row = val[0][:1].tolist()
+    assert len(client.post("/predict", json={"instances": row}).headers["x-request-id"]) == 32
+    echoed = client.post("/predict", json={"instances": row}, headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+
+
+def test_one_json_log_line_per_request_without_pixels(client, val):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    access = logging.getLogger("app.serving.access")
+    access.addHandler(handler)
+    try:
+        client.post(
+            "/predict", json={"instances": val[0][:3].tolist()}, headers={"X-Request-ID": "r1"}
+        )
+    finally:
+        access.removeHandler(handler)
+    (record,) = records
+    line = json.loads(access.handlers[0].format(record))
+    assert line["request_id"] == "r1" and line["route"] == "/predict" and line["status"] == 200
+    assert line["model_version"] == "1" and len(line["digits"]) == 3
+    assert line["latency_ms"] > 0
+    assert "instances" not in line and "pixels" not in line
+
+
+def test_metrics_count_requests_predictions_and_the_model(client, val):
+    client.post("/predict", json={"instances": val[0][:4].tolist()})
+    text = client.get("/metrics").text
+    assert 'api_requests_total{method="POST",route="/predict",status="200"}' in text
+    assert "api_request_duration_seconds_bucket" in text
+    assert (
+        sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("api_predictions_total{")
+        )
+        >= 4
+    )
+    assert "api_prediction_confidence_count" in text
+    assert "api_model_version 1.0" in text
+    assert 'api_model_loads_total{outcome="success"} 1.0' in text
+    assert "api_requests_in_flight" in text
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_predict_image(client, val, fmt):
+    features, labels = val
+    right = 0
+    for row in range(10):
+        files = {
+            "file": (
+                f"digit.{fmt.lower()}",
+                digit_png(features[row * 36], fmt=fmt),
+                f"image/{fmt.lower()}",
+            )
+        }
+        answer = client.post("/predict/image", files=files)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["pixels"]) == 64
+        right += answer.json()["predictions"][0]["digit"] == labels[row * 36]
+    assert right >= 8
+
+
+ROW = [1.0] * 64
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"instances": [[1.0] * 63]}, 422, "instances.0: List should have at least 64 items"),
+        ({"instances": [[1.0] * 65]}, 422, "at most 64 items"),
+        (
+            {"instances": [[*ROW[:-1], 17]]},
+            422,
+            "instances.0.63: Input should be less than or equal to 16",
+        ),
+        ({"instances": [[*ROW[:-1], -1]]}, 422, "greater than or equal to 0"),
+        ({"instances": [[*ROW[:-1], "7"]]}, 422, "Input should be a valid number"),
+        ({"instances": [[*ROW[:-1], True]]}, 422, "Input should be a valid number"),
+        ({"instances": [[*ROW[:-1], None]]}, 422, "Input should be a valid number"),
+        ({"instances": []}, 422, "instances: List should have at least 1 item"),
+        ({"instances": ROW}, 422, "Input should be a valid list"),
+        ({"rows": [ROW]}, 422, "instances: Field required"),
+        ({"instances": [ROW], "extra": 1}, 422, "extra: Extra inputs are not permitted"),
+        ({"instances": [ROW] * 1001}, 422, "too many instances: 1001 > 1000"),
+    ],
+)
+def test_bad_json_input_is_a_4xx_that_names_the_problem(client, body, status, says):
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_refused(client, literal):
+    raw = '{"instances": [[' + ", ".join(["1"] * 63 + [literal]) + "]]}"
+    answer = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert "Input should be a finite number" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "says"),
+    [
+        ('{"instances": [[1, 2', "application/json", 422, "JSON decode error"),
+        ("instances=1", "text/plain", 415, "send JSON (Content-Type: application/json)"),
+        ("", "application/json", 422, "Field required"),
+    ],
+)
+def test_malformed_bodies(client, content, content_type, status, says):
+    answer = client.post("/predict", content=content, headers={"content-type": content_type})
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, served):
+    too_big = b"[" * (served.api_max_body_bytes + 1)
+    answer = client.post("/predict", content=too_big, headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert f"the limit is {served.api_max_body_bytes} bytes" in answer.json()["error"]
+
+
+def test_a_streamed_body_over_the_limit_is_refused(client, served):
+    def chunks():
+        for _ in range(served.api_max_body_bytes // 10_000 + 2):
+            yield b" " * 10_000
+
+    answer = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+
+
+def blank_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("file", "status", "says"),
+    [
+        (("x.png", b"\x89PNG not really", "image/png"), 422, "not a readable PNG or JPEG image"),
+        (("x.gif", b"GIF89a", "image/gif"), 415, "upload a PNG or JPEG image, not 'image/gif'"),
+        (("x.txt", b"hello", "text/plain"), 415, "not 'text/plain'"),
+        (("huge.png", blank_png(6000, 5000), "image/png"), 413, "6000x5000 pixels"),
+        (("blank.png", blank_png(64, 64), "image/png"), 422, "no ink stands out"),
+    ],
+)
+def test_bad_images_are_a_4xx_that_names_the_problem(client, file, status, says):
+    answer = client.post("/predict/image", files={"file": file})
+    assert answer.status_code == status
+    assert says in answer.json()["error"]
+
+
+def test_image_upload_needs_a_file(client):
+    answer = client.post("/predict/image", data={"nothing": "here"})
+    assert answer.status_code == 422
+    assert "file: Field required" in answer.json()["error"]
+
+
+def test_reload_needs_the_admin_token(client):
+    assert client.post("/admin/reload").status_code == 401
+    wrong = client.post("/admin/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "admin token" in wrong.json()["error"]
+    right = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert right.status_code == 200 and right.json()["swapped"] is False
+
+
+def test_unknown_routes_and_methods_are_4xx(client):
+    assert client.get("/nope").status_code == 404
+    assert client.get("/predict").status_code == 405
+
+
+def test_without_a_champion_the_api_waits_and_then_picks_one_up(server, params):
+    settings = isolated(server).model_copy(update={"admin_token": SecretStr(TOKEN)})
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert f"no model has the alias @{CHAMPION}" in ready.json()["error"]
+        answer = client.post("/predict", json={"instances": [ROW]})
+        assert answer.status_code == 503 and "make train" in answer.json()["error"]
+        champion_of(settings, params)
+        reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert reload.json() == {"swapped": True, "version": "1", "problem": None}
+        assert client.post("/predict", json={"instances": [ROW]}).status_code == 200
+
+
+def test_a_model_that_fails_to_load_leaves_the_old_one_serving(served, params):
+    with TestClient(create_app(served)) as client:
+        before = client.get("/model").json()["version"]
+        # A version whose files vanished from the artifact store: registered, but unloadable.
+        logged = train_and_log(served, params, "baseline")
+        broken = registry.register_challenger(served, logged.model_uri)
+        location = mlflow.get_logged_model(
+            logged.model_uri.removeprefix("models:/")
+        ).artifact_location
+        shutil.rmtree(
+            served.state_dir / "mlflow" / "artifacts" / location.removeprefix("mlflow-artifacts:/")
+        )
+        client_registry = MlflowClient()
+        client_registry.set_registered_model_alias(served.model_name, CHAMPION, broken.version)
+        try:
+            reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert reload.status_code == 200
+            assert reload.json()["version"] == before and reload.json()["swapped"] is False
+            assert f"loading version {broken.version} failed" in reload.json()["problem"]
+            assert (
+                client.post("/predict", json={"instances": [ROW]}).json()["model"]["version"]
+                == before
+            )
+            assert 'api_model_loads_total{outcome="failure"} 1.0' in client.get("/metrics").text
+        finally:
+            client_registry.set_registered_model_alias(served.model_name, CHAMPION, before)

@@ -1,0 +1,105 @@
+"""The API as the stack runs it (uvicorn, a real MLflow server): hot swap under load, outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from app import stack
+from app.config import Settings
+from tests.conftest import champion_of, free_port, isolated
+
+pytestmark = pytest.mark.integration
+POLL_SECONDS = 1.0
+ROW = [float(v) for v in range(16)] * 4
+
+
+def start_api(settings: Settings) -> stack.Service:
+    (api,) = [s for s in stack.services(settings) if s.name == "api"]
+    stack.start(settings, api)
+    return api
+
+
+@pytest.fixture
+def api(server, params, tmp_path):
+    """Settings of a running API process (own port and state) serving champion v1."""
+    settings = isolated(server).model_copy(
+        update={"api_port": free_port(), "api_poll_seconds": POLL_SECONDS, "state_dir": tmp_path}
+    )
+    champion_of(settings, params)
+    service = start_api(settings)
+    yield settings
+    stack.stop(settings, service)
+
+
+def hammer(url: str, stop: threading.Event, seen: Counter, failures: list) -> None:
+    """Send /predict requests back to back until told to stop; count versions, keep failures."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            answer = client.post("/predict", json={"instances": [ROW]})
+            if answer.status_code != 200:
+                failures.append((answer.status_code, answer.text))
+            else:
+                seen[answer.json()["model"]["version"]] += 1
+
+
+def test_promotion_swaps_the_model_under_load_without_a_failed_request(api, params):
+    url = f"http://{api.host}:{api.api_port}"
+    stop, seen, failures = threading.Event(), Counter(), []
+    clients = [threading.Thread(target=hammer, args=(url, stop, seen, failures)) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(1)
+        promoted_at = time.monotonic()
+        assert champion_of(api, params) == "2"
+        while httpx.get(f"{url}/model").json()["version"] != "2":
+            assert time.monotonic() - promoted_at < POLL_SECONDS + 10, "the swap took too long"
+            time.sleep(0.1)
+        time.sleep(1)  # keep the load on after the swap
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert failures == []
+    assert seen["1"] > 0 and seen["2"] > 0, seen
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'api_model_loads_total{outcome="success"} 2.0' in metrics
+    assert "api_model_version 2.0" in metrics
+
+
+def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
+    settings = Settings(
+        root=project,
+        state_dir=tmp_path,
+        mlflow_port=free_port(),
+        api_port=free_port(),
+        api_poll_seconds=POLL_SECONDS,
+        _env_file=None,
+    )
+    mlflow_service, api_service = stack.services(settings)
+    try:
+        stack.start(settings, mlflow_service)
+        champion_of(
+            isolated(settings).model_copy(update={"model_name": settings.model_name}), params
+        )
+        stack.start(settings, api_service)
+        url = f"http://{settings.host}:{settings.api_port}"
+        stack.stop(settings, mlflow_service)
+        time.sleep(POLL_SECONDS * 3)  # let the poller fail a few times
+        for _ in range(20):
+            answer = httpx.post(f"{url}/predict", json={"instances": [ROW]}, timeout=10)
+            assert answer.status_code == 200
+        reload = httpx.post(
+            f"{url}/admin/reload",
+            headers={"Authorization": f"Bearer {stack.admin_token(settings)}"},
+            timeout=30,
+        )
+        assert reload.status_code == 200 and "registry unreachable" in reload.json()["problem"]
+        assert httpx.get(f"{url}/ready").status_code == 200
+    finally:
+        stack.down(settings)
