@@ -10,6 +10,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.serving.model_store import ModelStore, ServedModel
@@ -36,13 +37,17 @@ async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> ServedM
     return model
 
 
+# A security scheme, so /docs offers an "Authorize" button for the admin routes.
+bearer = HTTPBearer(auto_error=False, description="The API's admin token")
+
+
 async def require_admin(
     settings: Annotated[Settings, Depends(get_settings)],
-    authorization: Annotated[str | None, Header()] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """`Authorization: Bearer <admin token>`, compared in constant time."""
     expected = settings.admin_token.get_secret_value() if settings.admin_token else None
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = credentials.credentials if credentials else ""
     if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             401,
