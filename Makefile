@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
 TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 WORKBOOK_API_PORT=8100
 
-.PHONY: setup data pipeline stack-up stack-down stack-status train bench test lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status train bench test lint format clean
 
 setup: $(INSTALLED)
 
@@ -19,6 +19,10 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# What pip cannot install (Chromium, for the browser test); a no-op once present.
+system-deps:
+	scripts/system-deps.sh
 
 data: setup
 	$(PY) -m app.data ensure
@@ -51,7 +55,7 @@ format: setup
 bench: setup
 	$(PY) bench/serving.py
 
-test: lint data
+test: lint data system-deps
 	rm -rf .stack-test
 	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest
 

@@ -12,6 +12,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
     MLFLOW_HTTP_REQUEST_TIMEOUT,
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; nothing is loaded until the app starts (see `lifespan`)."""
     settings = settings or get_settings()
     setup_json_logging()
-    app = FastAPI(
+    # FastAPIOffline serves /docs' Swagger UI from the package, not a CDN: docs work offline.
+    app = FastAPIOffline(
         title="Digits model API",
         description="Serves `models:/digits-classifier@champion` from the MLflow registry.",
         version="1.0",

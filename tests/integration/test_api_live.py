@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -103,3 +105,33 @@ def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
         assert httpx.get(f"{url}/ready").status_code == 200
     finally:
         stack.down(settings)
+
+
+def test_the_docs_page_renders_in_a_real_browser_without_internet(api, tmp_path):
+    """Headless Chromium renders /docs: Swagger UI comes from the API itself, not a CDN."""
+    browser = shutil.which("chromium")
+    assert browser, "Chromium is needed for this test: apt-get install chromium (.ci/run does)"
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            f"http://{api.host}:{api.api_port}/docs",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rendered = done.stdout
+    # These exist only once Swagger UI's JavaScript has fetched /openapi.json and drawn it.
+    assert "Digits model API" in rendered, rendered[-2000:]
+    assert 'data-path="/predict/image"' in rendered
+    assert "authorize" in rendered.lower()  # the admin routes' bearer scheme
