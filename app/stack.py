@@ -40,6 +40,8 @@ class Service:
     health_url: str
     url: str  # what a person opens
     env: dict[str, str] = field(default_factory=dict)
+    # Pass the settings on as WORKBOOK_* variables (worked out at start, not when listing).
+    inherits_settings: bool = False
     startup_seconds: float = 60
 
 
@@ -111,7 +113,7 @@ def services(settings: Settings) -> list[Service]:
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
-            env=settings_env(settings),
+            inherits_settings=True,
         ),
     ]
 
@@ -169,7 +171,9 @@ def start(settings: Settings, service: Service) -> bool:
             service.command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=os.environ | service.env,
+            env=os.environ
+            | service.env
+            | (settings_env(settings) if service.inherits_settings else {}),
             cwd=settings.state_dir,
             start_new_session=True,  # its own process group: `down` stops its workers too
         )

@@ -148,9 +148,14 @@ class LoggedRun:
     seconds: float
 
 
+def param_section(family: str) -> str:
+    """The section of `train:` in params.yaml that holds a family's params."""
+    return "baseline" if family == "baseline" else "cnn"
+
+
 def family_params(params: Params, family: str) -> dict[str, object]:
     """The params that shaped one family's run, flat, as MLflow shows them."""
-    own = params.train.baseline if family == "baseline" else params.train.cnn
+    own = getattr(params.train, param_section(family))
     return {"family": family, "seed": params.train.seed, "threads": params.train.threads} | {
         key: str(value) if isinstance(value, tuple) else value
         for key, value in own.model_dump().items()
@@ -159,9 +164,8 @@ def family_params(params: Params, family: str) -> dict[str, object]:
 
 def with_overrides(params: Params, family: str, overrides: dict) -> Params:
     """A copy of params with some of one family's values replaced, and validated again."""
-    section = "baseline" if family == "baseline" else "cnn"
     train = params.train.model_dump()
-    train[section] |= overrides
+    train[param_section(family)] |= overrides
     return params.model_copy(update={"train": TrainParams.model_validate(train)})
 
 
