@@ -9,13 +9,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
 TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 WORKBOOK_API_PORT=8100
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status train bench test lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train bench test lint format clean
 
 setup: $(INSTALLED)
 
 # Reinstall only when the project's dependencies change.
 $(INSTALLED): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { scripts/check-python.sh $(PYTHON) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
@@ -39,6 +39,11 @@ stack-down: setup
 
 stack-status: setup
 	$(PY) -m app.stack status
+
+# Start over: stop the stack, delete its runs, registry and logs, and the executed notebooks.
+reset: setup
+	$(PY) -m app.stack reset
+	rm -rf runs
 
 train: stack-up
 	$(PY) -m app.training --promote

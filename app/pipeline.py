@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
@@ -19,8 +20,30 @@ from app.log import setup_logging
 log = logging.getLogger("app.pipeline")
 
 
+# What a notebook may print on stderr because nothing can switch it off. Keep it short.
+ALLOWED_STDERR = (
+    # Printed once per machine, by the first process that imports matplotlib.
+    "Matplotlib is building the font cache",
+)
+
+
 class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the error."""
+
+
+def stderr_outputs(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(cell index, text) of what an executed notebook wrote on stderr (warnings land there).
+
+    A learner reads every output: chatter or a warning they did not cause is a bug.
+    """
+    return [
+        (index, output.text)
+        for index, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
+        if output.output_type == "stream"
+        and output.name == "stderr"
+        and not output.text.strip().startswith(ALLOWED_STDERR)
+    ]
 
 
 def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = None) -> Path:
@@ -42,6 +65,8 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
             f"{error.exec_count}): {error.ename}: {error.evalue}\n"
             f"See the executed copy: {executed}"
         ) from None
+    for index, text in stderr_outputs(nbformat.read(executed, as_version=4)):
+        log.warning("%s: cell %d wrote to stderr: %s", notebook.name, index, text.strip()[:300])
     return executed
 
 

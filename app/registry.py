@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from app.config import Params, Settings
 from app.data.images import load_split
+from app.training.models import FINGERPRINT
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -42,10 +43,43 @@ class GateDecision:
 
 
 def register_challenger(settings: Settings, model_uri: str) -> ModelVersion:
-    """Register a logged model as a new version and point the `challenger` alias at it."""
-    version = mlflow.register_model(model_uri, settings.model_name)
-    MlflowClient().set_registered_model_alias(settings.model_name, CHALLENGER, version.version)
+    """Point the `challenger` alias at a logged model (`models:/m-...`), registered once.
+
+    A model that learned exactly what a registered version learned (same fingerprint: same
+    data, params and seed) is not registered again: the alias goes to that version, so a
+    rerun adds no look-alike versions.
+    """
+    client, name = MlflowClient(), settings.model_name
+    logged = mlflow.get_logged_model(model_uri.removeprefix("models:/"))
+    run = client.get_run(logged.source_run_id)
+    learned = run.data.tags.get(FINGERPRINT, "")
+    version = same_model(settings, learned) if learned else None
+    if version is None:
+        create_registered_model(client, name)
+        version = client.create_model_version(
+            name,
+            source=model_uri,
+            run_id=run.info.run_id,
+            model_id=logged.model_id,
+            tags={FINGERPRINT: learned, "run_name": run.info.run_name},
+        )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
+
+
+def create_registered_model(client: MlflowClient, name: str) -> None:
+    """Create the registered model on first use (MLflow's own helper prints to stderr)."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def same_model(settings: Settings, learned: str) -> ModelVersion | None:
+    """The registered version whose model has this fingerprint, if there is one."""
+    found = MlflowClient().search_model_versions(f"name = '{settings.model_name}'")
+    return next((v for v in found if v.tags.get(FINGERPRINT) == learned), None)
 
 
 def version_by_alias(settings: Settings, alias: str) -> ModelVersion | None:
@@ -67,7 +101,11 @@ def accuracy_on(model_uri: str, features: np.ndarray, labels: np.ndarray) -> flo
 def decide(
     challenger: float, champion: float | None, floor: float, champion_version: str | None
 ) -> tuple[bool, str]:
-    """The gate's rule: clear the floor, and do not be worse than the champion (ties pass)."""
+    """The gate's rule: clear the floor, and do not be worse than the champion.
+
+    Ties pass: at equal accuracy the newer model wins, as it was trained on newer data or code.
+    (A retrained identical model never gets here as a new version: see register_challenger.)
+    """
     if challenger < floor:
         return False, f"accuracy {challenger:.4f} is below the minimum {floor:.4f}"
     if champion is None:
@@ -87,6 +125,10 @@ def gate(settings: Settings, params: Params, version: str) -> GateDecision:
     features, labels = load_split(settings.data_dir / "val")
     challenger = accuracy_on(f"models:/{name}/{version}", features, labels)
     current = version_by_alias(settings, CHAMPION)
+    if current and current.version == version:  # a rerun that learned the champion again
+        reason = f"v{version} is already the champion: nothing changes"
+        log.info("gate: %s", reason)
+        return GateDecision(version, True, reason, challenger, version, challenger)
     champion = (
         accuracy_on(f"models:/{name}/{current.version}", features, labels) if current else None
     )

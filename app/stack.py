@@ -1,7 +1,8 @@
-"""`python -m app.stack up|down|status|exec -- CMD`: the native stack, as background processes.
+"""`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as background processes.
 
 Each service runs in its own process group with a pid file and a log under settings.state_dir;
 `up` returns once every service answers its health endpoint. Starting twice is harmless.
+`reset` stops the stack and deletes its state: the next `up` starts from scratch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +41,7 @@ class Service:
     port: int
     health_url: str
     url: str  # what a person opens
+    port_variable: str  # the setting that moves it to another port
     env: dict[str, str] = field(default_factory=dict)
     # Pass the settings on as WORKBOOK_* variables (worked out at start, not when listing).
     inherits_settings: bool = False
@@ -92,6 +95,7 @@ def services(settings: Settings) -> list[Service]:
             port=settings.mlflow_port,
             health_url=f"{mlflow_url}/health",
             url=mlflow_url,
+            port_variable="WORKBOOK_MLFLOW_PORT",
             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
         Service(
@@ -113,6 +117,7 @@ def services(settings: Settings) -> list[Service]:
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
+            port_variable="WORKBOOK_API_PORT",
             inherits_settings=True,
         ),
     ]
@@ -161,8 +166,10 @@ def start(settings: Settings, service: Service) -> bool:
         return False
     if running_pid(settings, service) is None and port_in_use(settings.host, service.port):
         raise StackError(
-            f"{service.name}: port {service.port} is taken by another program; stop it, "
-            f"or choose another port (see Settings in app/config.py)"
+            f"{service.name}: port {service.port} is taken by another program"
+            + (" (on macOS, usually AirPlay Receiver)" if service.port == 5000 else "")
+            + f". Stop it, or move {service.name}: put {service.port_variable}=<free port> "
+            "in .env (every command reads it), then run make stack-up again"
         )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     logs = log_file(settings, service)
@@ -230,6 +237,15 @@ def down(settings: Settings, only: list[Service] | None = None) -> None:
             log.info("%-8s stopped", service.name)
 
 
+def reset(settings: Settings) -> None:
+    """Start over: stop the stack and delete its state (MLflow runs, registry, logs, token)."""
+    down(settings)
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    log.info(
+        "removed %s: the next `make stack-up` starts with an empty registry", settings.state_dir
+    )
+
+
 def status(settings: Settings) -> list[tuple[str, str, str]]:
     """(name, state, url) per service; state is 'healthy', 'starting/unhealthy' or 'stopped'."""
     rows = []
@@ -256,7 +272,7 @@ def stack_running(settings: Settings) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status", "exec"])
+    parser.add_argument("action", choices=["up", "down", "status", "reset", "exec"])
     parser.add_argument("command", nargs="*", help="with exec: the command to run (after --)")
     args = parser.parse_args(argv)
     setup_logging()
@@ -266,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             up(settings)
         elif args.action == "down":
             down(settings)
+        elif args.action == "reset":
+            reset(settings)
         elif args.action == "status":
             for row in status(settings):
                 log.info("%-8s %-18s %s", *row)

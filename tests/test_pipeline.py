@@ -6,7 +6,8 @@ import nbformat
 import pytest
 
 from app.config import Settings
-from app.pipeline import NotebookFailed, run_notebooks
+from app.pipeline import NotebookFailed, run_notebooks, stderr_outputs
+from tests.quiet_notebooks import QuietNotebookRun
 
 
 def write_notebook(path, *sources):
@@ -42,3 +43,25 @@ def test_stops_at_the_first_failure_and_names_notebook_and_cell(project):
     assert (project.runs_dir / "02_bad.ipynb").exists()
     assert not (project.runs_dir / "03_never.ipynb").exists()
     assert not (folder / "ran.txt").exists()
+
+
+NOISY = "import sys\nsys.stderr.write('chatter a learner did not cause\\n')"
+ALLOWED = "import sys\nsys.stderr.write('Matplotlib is building the font cache; wait\\n')"
+
+
+def test_stderr_output_is_found_and_named(project, caplog):
+    write_notebook(project.notebooks_dir / "01_noisy.ipynb", "x = 1", NOISY, ALLOWED)
+    (executed,) = run_notebooks(project)
+    noise = stderr_outputs(nbformat.read(executed, as_version=4))
+    assert noise == [(1, "chatter a learner did not cause\n")]
+    assert "01_noisy.ipynb: cell 1 wrote to stderr: chatter" in caplog.text
+
+
+def test_nbmake_fails_a_notebook_that_writes_to_stderr(project):
+    quiet, noisy = project.notebooks_dir / "quiet.ipynb", project.notebooks_dir / "noisy.ipynb"
+    write_notebook(quiet, "print('stdout is fine')", ALLOWED)
+    write_notebook(noisy, "x = 1", NOISY)
+    assert QuietNotebookRun(quiet, 120).execute().error is None
+    error = QuietNotebookRun(noisy, 120).execute().error
+    assert error.failing_cell_index == 1
+    assert error.summary == "cell 1 wrote to stderr: chatter a learner did not cause"

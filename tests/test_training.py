@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.training import evaluate, probabilities_frame, train
-from app.training.models import load_classifier, save_classifier
+from app.training.models import fingerprint, load_classifier, save_classifier
 from app.training.tracking import with_overrides
 
 SMOKE = {"epochs": 2}  # a CNN run CI can afford many times: checks mechanics, not accuracy
@@ -73,7 +73,6 @@ def test_history_has_a_row_per_epoch(v1_arrays, params):
     assert seen == [0, 1]
     columns = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
     assert set(result.history[0]) == columns
-    assert result.device == "cpu"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -103,3 +102,15 @@ def test_overrides_are_validated(params):
         with_overrides(params, "cnn", {"epochs": 0})
     assert with_overrides(params, "baseline", {"C": 2.0}).train.baseline.C == 2.0
     assert params.train.baseline.C != 2.0  # the original is untouched
+
+
+@pytest.mark.parametrize(("family", "change"), [("baseline", {"C": 1.0}), ("cnn", {"seed": 1})])
+def test_fingerprint_is_the_same_for_the_same_training_only(v1_arrays, params, family, change):
+    overrides = SMOKE if family == "cnn" else {}
+    same = with_overrides(params, family, overrides).train
+    other = same.model_copy(update=change) if "seed" in change else None
+    other = other or with_overrides(params, family, overrides | change).train
+    first, again, different = (
+        fingerprint(train(family, p, *v1_arrays).classifier) for p in (same, same, other)
+    )
+    assert first == again != different

@@ -12,24 +12,41 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.log import CHATTY_LIBRARIES, quiet_mlflow
+
 REQUEST_ID_HEADER = "x-request-id"
+JSON_HANDLER = "workbook-json"
 access_log = logging.getLogger("app.serving.access")
-log = logging.getLogger("app.serving")
+
+
+def json_formatter() -> JsonFormatter:
+    """One JSON object per record: ISO time, level, logger, message, and any `extra` fields."""
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
 
 
 def setup_json_logging() -> None:
-    """JSON lines on stdout for the API's own loggers (what Loki or `jq` reads)."""
+    """Make every line the API process writes a JSON object on stdout (what Loki or `jq` reads).
+
+    Not only our loggers: uvicorn's, MLflow's (which writes to stderr by default) and Python
+    warnings go through the same handler, so `json.loads` reads every line of the log.
+    """
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        )
-    )
-    for logger in (log, access_log):
-        logger.handlers = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    handler.set_name(JSON_HANDLER)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != JSON_HANDLER] + [handler]
+    root.setLevel(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow", "py.warnings"):
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [], True
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_mlflow()
+    logging.captureWarnings(True)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from app.data.images import MAX_VALUE, SIDE
 
 CLASSES = list(range(10))
 OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
+FINGERPRINT = "model_fingerprint"  # run and version tag: equal for runs that learned one model
 
 
 class Classifier(Protocol):
@@ -63,21 +65,37 @@ class DigitsCNN(nn.Module):
         return self.layers(images)
 
 
-def to_tensor(features: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_tensor(features: np.ndarray) -> torch.Tensor:
     """n x 64 pixels on the 0..16 scale -> n x 1 x 8 x 8 floats in 0..1."""
     array = np.asarray(features, dtype=np.float32).reshape(-1, 1, SIDE, SIDE) / MAX_VALUE
-    return torch.from_numpy(array).to(device)
+    return torch.from_numpy(array)
 
 
 class TorchClassifier:
-    """A trained CNN behind the same `predict_proba` as a scikit-learn estimator (on CPU)."""
+    """A trained CNN behind the same `predict_proba` as a scikit-learn estimator."""
 
     def __init__(self, network: DigitsCNN):
-        self.network = network.to("cpu").eval()
+        self.network = network.eval()
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return torch.softmax(self.network(to_tensor(features)), dim=1).numpy()
+
+
+def fingerprint(classifier: Classifier) -> str:
+    """A sha256 of the numbers a model learned: two runs that learned the same model share it.
+
+    (The saved files cannot serve: skops' archive differs from one save to the next.)
+    """
+    if isinstance(classifier, TorchClassifier):
+        arrays = [tensor.numpy() for tensor in classifier.network.state_dict().values()]
+    else:  # the baseline's pipeline: the scaler's and the regression's fitted numbers
+        scaler, regression = classifier[0], classifier[-1]
+        arrays = [scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_]
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def save_classifier(classifier: Classifier, family: str, folder: Path) -> tuple[Path, dict]:

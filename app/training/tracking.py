@@ -13,10 +13,7 @@ import httpx
 import mlflow
 import numpy as np
 from matplotlib.figure import Figure
-from mlflow.environment_variables import (
-    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
-    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
-)
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema, TensorSpec
@@ -25,8 +22,9 @@ from app.config import Params, Settings, TrainParams
 from app.data.dvc import read_pin
 from app.data.images import SIDE, load_split
 from app.data.validate import check
+from app.log import quiet_mlflow
 from app.training.fit import Evaluation, TrainResult, evaluate, train
-from app.training.models import save_classifier
+from app.training.models import FINGERPRINT, fingerprint, save_classifier
 
 log = logging.getLogger(__name__)
 MODEL_NAME_IN_RUN = "model"
@@ -53,11 +51,9 @@ def setup_mlflow(settings: Settings) -> str:
             "Start the local stack with `make stack-up`, or set WORKBOOK_MLFLOW_TRACKING_URI."
         ) from None
     mlflow.set_tracking_uri(uri)
-    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.set(False)  # a bar per download drowns the logs
-    if not MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set():
-        MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(
-            2
-        )  # a server that went away fails in seconds, not minutes
+    quiet_mlflow()
+    if not MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set():  # a server that went away fails in seconds
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(2)
     mlflow.set_experiment(settings.experiment_name)
     return uri
 
@@ -170,12 +166,17 @@ def with_overrides(params: Params, family: str, overrides: dict) -> Params:
 
 
 def train_and_log(
-    settings: Settings, params: Params, family: str, overrides: dict | None = None
+    settings: Settings,
+    params: Params,
+    family: str,
+    overrides: dict | None = None,
+    label: str | None = None,
 ) -> LoggedRun:
     """Validate the data, train one family, log everything to MLflow; return the run.
 
     An exception inside the run marks it FAILED in MLflow and propagates: nothing is registered.
-    `overrides` patch the family's params (the notebooks use it to make a deliberately weak model).
+    `overrides` patch the family's params (the notebooks use it to make a deliberately weak
+    model); `label` goes into the run name (`baseline-weak-v1`), so the UI tells such runs apart.
     """
     check(settings.data_dir, params.validation)
     if overrides:
@@ -183,7 +184,8 @@ def train_and_log(
     train_data = load_split(settings.data_dir / "train")
     val_data = load_split(settings.data_dir / "val")
     tags = lineage_tags(settings, len(train_data[1]), len(val_data[1]))
-    with mlflow.start_run(run_name=f"{family}-{tags['data_version']}") as run:
+    run_name = "-".join(part for part in (family, label, tags["data_version"]) if part)
+    with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(family_params(params, family))
         result: TrainResult = train(
@@ -197,15 +199,14 @@ def train_and_log(
         metrics = evaluation.as_metrics() | {"train_seconds": result.seconds}
         # val_accuracy is already the last point of its per-epoch curve: log only what is new.
         mlflow.log_metrics({k: v for k, v in metrics.items() if k not in result.history[-1]})
-        mlflow.set_tag("device", result.device)
-        title = f"{family} on {tags['data_version']}: accuracy {evaluation.accuracy:.3f}"
+        title = f"{run_name}: accuracy {evaluation.accuracy:.3f}"
         mlflow.log_figure(confusion_figure(evaluation, title), "plots/confusion_matrix.png")
         mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
         info = log_model(result, val_data[0][:3])
-        mlflow.set_tag("model_uri", info.model_uri)
+        mlflow.set_tags({"model_uri": info.model_uri, FINGERPRINT: fingerprint(result.classifier)})
     log.info(
         "%s: val accuracy %.4f in %.1f s (run %s)",
-        family,
+        run_name,
         evaluation.accuracy,
         result.seconds,
         run.info.run_id,

@@ -22,6 +22,7 @@ from app import registry
 from app.data import load_split
 from app.registry import CHAMPION
 from app.serving.app import create_app
+from app.serving.telemetry import json_formatter
 from app.training import train_and_log
 from tests.conftest import champion_of, isolated
 
@@ -103,7 +104,7 @@ def test_one_json_log_line_per_request_without_pixels(client, val):
     finally:
         access.removeHandler(handler)
     (record,) = records
-    line = json.loads(access.handlers[0].format(record))
+    line = json.loads(json_formatter().format(record))
     assert line["request_id"] == "r1" and line["route"] == "/predict" and line["status"] == 200
     assert line["model_version"] == "1" and len(line["digits"]) == 3
     assert line["latency_ms"] > 0
@@ -275,7 +276,7 @@ def test_a_model_that_fails_to_load_leaves_the_old_one_serving(served, params):
     with TestClient(create_app(served)) as client:
         before = client.get("/model").json()["version"]
         # A version whose files vanished from the artifact store: registered, but unloadable.
-        logged = train_and_log(served, params, "baseline")
+        logged = train_and_log(served, params, "baseline", overrides={"C": 0.25})
         broken = registry.register_challenger(served, logged.model_uri)
         location = mlflow.get_logged_model(
             logged.model_uri.removeprefix("models:/")

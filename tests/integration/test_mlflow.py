@@ -69,6 +69,7 @@ def test_gate_promotes_the_first_and_refuses_worse(settings, params):
         update={"registry": params.registry.model_copy(update={"min_accuracy": 0.5})}
     )
     worse = registry.register_challenger(settings, weak.model_uri)
+    assert worse.version == below_floor.version  # the same model: not registered twice
     decision = registry.gate(settings, lenient, worse.version)
     assert not decision.promoted and f"worse than champion v{first.version}" in decision.reason
 
@@ -76,6 +77,27 @@ def test_gate_promotes_the_first_and_refuses_worse(settings, params):
     assert registry.version_by_alias(settings, "challenger").version == worse.version
     tags = MlflowClient().get_model_version(settings.model_name, worse.version).tags
     assert tags["gate.decision"] == "rejected" and tags["gate.champion_version"] == first.version
+
+
+def test_a_rerun_adds_no_look_alike_version_and_keeps_the_champion(settings, params):
+    first = train_and_log(settings, params, "baseline")
+    champion = registry.register_challenger(settings, first.model_uri).version
+    assert registry.gate(settings, params, champion).promoted
+    rerun = train_and_log(settings, params, "baseline")  # same data, params and seed
+    assert rerun.run_id != first.run_id and rerun.model_uri != first.model_uri
+    again = registry.register_challenger(settings, rerun.model_uri)
+    decision = registry.gate(settings, params, again.version)
+    assert again.version == champion and decision.promoted
+    assert decision.reason == f"v{champion} is already the champion: nothing changes"
+    versions = MlflowClient().search_model_versions(f"name = '{settings.model_name}'")
+    assert [v.version for v in versions] == [champion]
+    # A model that learned something else, even at equal accuracy, is a new version.
+    tied = train_and_log(settings, params, "baseline", overrides={"C": 0.4}, label="tied")
+    newer = registry.register_challenger(settings, tied.model_uri)
+    assert newer.version != champion
+    assert MlflowClient().get_run(tied.run_id).info.run_name == "baseline-tied-v1"
+    tie = registry.gate(settings, params, newer.version)
+    assert tie.challenger_accuracy == tie.champion_accuracy and tie.promoted  # ties pass
 
 
 def test_champion_loads_by_alias_and_predicts_digits(settings, params):
