@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-CHATTY_LIBRARIES = ("httpx", "httpcore", "urllib3", "alembic")
+CHATTY_LIBRARIES = ("httpx", "httpcore", "urllib3", "alembic", "papermill")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -1,4 +1,4 @@
-"""`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as background processes.
+"""`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as processes.
 
 Each service runs in its own process group with a pid file and a log under settings.state_dir;
 `up` returns once every service answers its health endpoint. Starting twice is harmless.
