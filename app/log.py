@@ -11,7 +11,12 @@ CHATTY_LIBRARIES = ("httpx", "httpcore", "urllib3", "alembic", "papermill")
 def setup_logging(level: int = logging.INFO) -> None:
     """Plain, readable lines on stderr for command-line tools."""
     logging.basicConfig(level=level, format="%(message)s", force=True)
-    for name in CHATTY_LIBRARIES:  # a line per HTTP request drowns what matters
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Warnings only from libraries whose INFO lines drown what matters (a line per request)."""
+    for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
     quiet_mlflow()
 

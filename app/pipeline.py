@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-import nbformat
 import papermill
+from nbformat import NotebookNode
 from papermill.exceptions import PapermillExecutionError
 
 from app import stack
@@ -31,7 +31,7 @@ class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the error."""
 
 
-def stderr_outputs(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
+def stderr_outputs(notebook: NotebookNode) -> list[tuple[int, str]]:
     """(cell index, text) of what an executed notebook wrote on stderr (warnings land there).
 
     A learner reads every output: chatter or a warning they did not cause is a bug.
@@ -51,7 +51,7 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
     settings.runs_dir.mkdir(exist_ok=True)
     executed = settings.runs_dir / notebook.name
     try:
-        papermill.execute_notebook(
+        done = papermill.execute_notebook(
             notebook,
             executed,
             parameters=parameters or {},
@@ -65,7 +65,7 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
             f"{error.exec_count}): {error.ename}: {error.evalue}\n"
             f"See the executed copy: {executed}"
         ) from None
-    for index, text in stderr_outputs(nbformat.read(executed, as_version=4)):
+    for index, text in stderr_outputs(done):
         log.warning("%s: cell %d wrote to stderr: %s", notebook.name, index, text.strip()[:300])
     return executed
 

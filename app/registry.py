@@ -53,7 +53,7 @@ def register_challenger(settings: Settings, model_uri: str) -> ModelVersion:
     logged = mlflow.get_logged_model(model_uri.removeprefix("models:/"))
     run = client.get_run(logged.source_run_id)
     learned = run.data.tags.get(FINGERPRINT, "")
-    version = same_model(settings, learned) if learned else None
+    version = same_model(client, name, learned) if learned else None
     if version is None:
         create_registered_model(client, name)
         version = client.create_model_version(
@@ -76,9 +76,9 @@ def create_registered_model(client: MlflowClient, name: str) -> None:
             raise
 
 
-def same_model(settings: Settings, learned: str) -> ModelVersion | None:
-    """The registered version whose model has this fingerprint, if there is one."""
-    found = MlflowClient().search_model_versions(f"name = '{settings.model_name}'")
+def same_model(client: MlflowClient, name: str, learned: str) -> ModelVersion | None:
+    """The version of `name` whose model has this fingerprint, if there is one."""
+    found = client.search_model_versions(f"name = '{name}'")
     return next((v for v in found if v.tags.get(FINGERPRINT) == learned), None)
 
 

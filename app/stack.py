@@ -41,7 +41,6 @@ class Service:
     port: int
     health_url: str
     url: str  # what a person opens
-    port_variable: str  # the setting that moves it to another port
     env: dict[str, str] = field(default_factory=dict)
     # Pass the settings on as WORKBOOK_* variables (worked out at start, not when listing).
     inherits_settings: bool = False
@@ -95,7 +94,6 @@ def services(settings: Settings) -> list[Service]:
             port=settings.mlflow_port,
             health_url=f"{mlflow_url}/health",
             url=mlflow_url,
-            port_variable="WORKBOOK_MLFLOW_PORT",
             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
         Service(
@@ -117,10 +115,14 @@ def services(settings: Settings) -> list[Service]:
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
-            port_variable="WORKBOOK_API_PORT",
             inherits_settings=True,
         ),
     ]
+
+
+def port_variable(service: Service) -> str:
+    """The setting that moves a service to another port (`WORKBOOK_MLFLOW_PORT`, ...)."""
+    return f"WORKBOOK_{service.name.upper()}_PORT"
 
 
 def _pid_file(settings: Settings, service: Service) -> Path:
@@ -168,7 +170,7 @@ def start(settings: Settings, service: Service) -> bool:
         raise StackError(
             f"{service.name}: port {service.port} is taken by another program"
             + (" (on macOS, usually AirPlay Receiver)" if service.port == 5000 else "")
-            + f". Stop it, or move {service.name}: put {service.port_variable}=<free port> "
+            + f". Stop it, or move {service.name}: put {port_variable(service)}=<free port> "
             "in .env (every command reads it), then run make stack-up again"
         )
     settings.state_dir.mkdir(parents=True, exist_ok=True)

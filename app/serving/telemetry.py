@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.log import CHATTY_LIBRARIES, quiet_mlflow
+from app.log import quiet_libraries
 
 REQUEST_ID_HEADER = "x-request-id"
 JSON_HANDLER = "workbook-json"
@@ -43,9 +43,7 @@ def setup_json_logging() -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow", "py.warnings"):
         logger = logging.getLogger(name)
         logger.handlers, logger.propagate = [], True
-    for name in CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    quiet_mlflow()
+    quiet_libraries()
     logging.captureWarnings(True)
 
 
