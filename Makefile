@@ -7,7 +7,9 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
-TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 WORKBOOK_API_PORT=8100
+TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 \
+	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
+	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100
 
 .PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train bench test lint format clean
 
@@ -20,18 +22,21 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# What pip cannot install (Chromium, for the browser test); a no-op once present.
+# What pip cannot install: Prometheus and Alertmanager for the stack, Chromium for the browser
+# test (Debian packages); a no-op once present.
 system-deps:
-	scripts/system-deps.sh
+	scripts/system-deps.sh stack browser
 
 data: setup
 	$(PY) -m app.data ensure
 	$(PY) -m app.data validate
 
 pipeline: setup
+	scripts/system-deps.sh stack
 	$(PY) -m app.pipeline
 
 stack-up: setup
+	scripts/system-deps.sh stack
 	$(PY) -m app.stack up
 
 stack-down: setup

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     api_port: int = 8000
     prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    alert_log_port: int = 9095  # the webhook Alertmanager notifies (app/monitoring/alert_log.py)
+    grafana_port: int = 3000
     jupyter_port: int = 8888
     # Where the native stack keeps pid files, logs and the MLflow database (git-ignored).
     state_dir: Path = REPO_ROOT / ".stack"
@@ -49,10 +52,20 @@ class Settings(BaseSettings):
     )  # torch threads per request: 1 is fastest for one digit
     # Guards POST /admin/reload. The native stack makes one in state_dir if none is set.
     admin_token: SecretStr | None = None
+    # Grafana's `admin` password; as for the token, the native stack makes one if none is set.
+    grafana_admin_password: SecretStr | None = None
 
     @property
     def mlflow_uri(self) -> str:
         return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.host}:{self.alertmanager_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -126,6 +139,18 @@ class RegistryParams(BaseModel):
     min_accuracy: float = Field(ge=0, le=1)  # the gate: a challenger below this never ships
 
 
+class MonitoringParams(BaseModel):
+    """How drift is judged (`monitoring:` in params.yaml); it travels with each model
+    in its drift reference (see app/monitoring/drift.py)."""
+
+    window: int = Field(gt=0)  # inputs the API keeps and scores
+    min_inputs: int = Field(gt=0)  # below this many, the score would be noise: none is given
+    drift_threshold: float = Field(gt=0, le=1)  # the InputDrift alert fires above it
+    # Inner bin edges on the 0..16 pixel scale: [1, 4, 8, 12] makes the bins blank (below 1),
+    # 1-4, 4-8, 8-12 and 12-16 (full ink).
+    pixel_bins: list[float] = Field(min_length=1)
+
+
 class Params(BaseModel):
     """Every tunable of the pipeline, grouped by stage, as written in params.yaml."""
 
@@ -133,6 +158,7 @@ class Params(BaseModel):
     validation: ValidationParams
     train: TrainParams
     registry: RegistryParams
+    monitoring: MonitoringParams
 
 
 @lru_cache

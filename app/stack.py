@@ -1,8 +1,10 @@
 """`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as processes.
 
-Each service runs in its own process group with a pid file and a log under settings.state_dir;
-`up` returns once every service answers its health endpoint. Starting twice is harmless.
-`reset` stops the stack and deletes its state: the next `up` starts from scratch.
+MLflow, the model API, Prometheus, Alertmanager and the alert log; Grafana too when it is
+installed. Each service runs in its own process group with a pid file and a log under
+settings.state_dir; `up` returns once every service answers its health endpoint. Starting twice
+is harmless. `reset` stops the stack and deletes its state: the next `up` starts from scratch.
+Prometheus and Alertmanager read copies of compose/'s configs with this stack's addresses.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
-from app.config import Settings, get_settings
+from app.config import REPO_ROOT, Settings, get_settings
 from app.log import setup_logging
 
 log = logging.getLogger("app.stack")
+COMPOSE = REPO_ROOT / "compose"
 
 
 class StackError(RuntimeError):
@@ -37,21 +41,23 @@ class StackError(RuntimeError):
 @dataclass(frozen=True)
 class Service:
     name: str
-    command: list[str]
+    command: list[str] | None  # None: its program is not installed (see install_hint)
     port: int
     health_url: str
     url: str  # what a person opens
     env: dict[str, str] = field(default_factory=dict)
-    # Pass the settings on as WORKBOOK_* variables (worked out at start, not when listing).
-    inherits_settings: bool = False
+    # Run at start, not when listing: writes config files, returns more environment.
+    prepare: Callable[[], dict[str, str]] | None = None
     startup_seconds: float = 60
+    install_hint: str = ""
+    optional: bool = False  # when not installed, `up` goes on without it
 
 
-def admin_token(settings: Settings) -> str:
-    """The API's admin token: from settings, else one made once and kept in state_dir."""
-    if settings.admin_token:
-        return settings.admin_token.get_secret_value()
-    path = settings.state_dir / "admin-token"
+def kept_secret(settings: Settings, name: str, configured: SecretStr | None) -> str:
+    """A secret from settings, else one made once and kept in state_dir (mode 600)."""
+    if configured:
+        return configured.get_secret_value()
+    path = settings.state_dir / name
     if not path.exists():
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -59,11 +65,69 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def admin_token(settings: Settings) -> str:
+    """The API's admin token (`WORKBOOK_ADMIN_TOKEN`, else `.stack/admin-token`)."""
+    return kept_secret(settings, "admin-token", settings.admin_token)
+
+
+def grafana_password(settings: Settings) -> str:
+    """Grafana's admin password (`WORKBOOK_GRAFANA_ADMIN_PASSWORD`, else in state_dir)."""
+    return kept_secret(settings, "grafana-admin-password", settings.grafana_admin_password)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """These settings as WORKBOOK_* variables, so a child process sees exactly them."""
-    values = settings.model_dump(exclude={"admin_token"}, exclude_none=True)
+    values = settings.model_dump(
+        exclude={"admin_token", "grafana_admin_password"}, exclude_none=True
+    )
     env = {f"WORKBOOK_{key.upper()}": str(value) for key, value in values.items()}
     return env | {"WORKBOOK_ADMIN_TOKEN": admin_token(settings)}
+
+
+def find_program(*names: str) -> str | None:
+    """The first of these programs on the PATH (Debian and Homebrew name some differently)."""
+    return next(filter(None, map(shutil.which, names)), None)
+
+
+def compose_addresses(settings: Settings) -> dict[str, str]:
+    """What each compose service name and port becomes in the native stack."""
+    host = settings.host
+    return {
+        "api:8000": f"{host}:{settings.api_port}",
+        "alertmanager:9093": f"{host}:{settings.alertmanager_port}",
+        "localhost:9090": f"{host}:{settings.prometheus_port}",
+        "alert-log:9095": f"{host}:{settings.alert_log_port}",
+        "[rules.yml]": f"[{COMPOSE / 'prometheus' / 'rules.yml'}]",
+    }
+
+
+def native_config(settings: Settings, source: Path) -> Path:
+    """A copy of a compose config with this stack's addresses: the only difference."""
+    text = source.read_text()
+    for compose, native in compose_addresses(settings).items():
+        text = text.replace(compose, native)
+    target = settings.state_dir / source.parent.name / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return target
+
+
+def writes_native_config(settings: Settings, source: Path) -> Callable[[], dict[str, str]]:
+    """A `prepare` step that writes the native copy of a compose config (no extra env)."""
+
+    def prepare() -> dict[str, str]:
+        native_config(settings, source)
+        return {}
+
+    return prepare
+
+
+def uvicorn(factory: str, host: str, port: int) -> list[str]:
+    """One uvicorn worker serving an app factory; request lines are logged by the app."""
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory",
+        "--host", host, "--port", str(port), "--workers", "1", "--no-access-log",
+    ]  # fmt: skip
 
 
 def services(settings: Settings) -> list[Service]:
@@ -98,31 +162,119 @@ def services(settings: Settings) -> list[Service]:
         ),
         Service(
             name="api",
-            command=[
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.serving.app:create_app",
-                "--factory",
-                "--host",
-                settings.host,
-                "--port",
-                str(settings.api_port),
-                "--workers",
-                "1",
-                "--no-access-log",  # the API writes its own JSON line per request
-            ],  # fmt: skip
+            command=uvicorn("app.serving.app:create_app", settings.host, settings.api_port),
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
-            inherits_settings=True,
+            prepare=lambda: settings_env(settings),
+        ),
+        *monitoring_services(settings),
+    ]
+
+
+def service(settings: Settings, name: str) -> Service:
+    """One service of the stack, by name."""
+    return next(s for s in services(settings) if s.name == name)
+
+
+def monitoring_services(settings: Settings) -> list[Service]:
+    """The alert log, Alertmanager, Prometheus and (when installed) Grafana."""
+    host, state = settings.host, settings.state_dir
+    alertmanager = find_program("prometheus-alertmanager", "alertmanager")
+    prometheus = find_program("prometheus")
+    grafana = find_program("grafana", "grafana-server")
+    log_url = f"http://{host}:{settings.alert_log_port}"
+    grafana_url = f"http://{host}:{settings.grafana_port}"
+    return [
+        Service(
+            name="alert-log",
+            command=uvicorn("app.monitoring.alert_log:create_app", host, settings.alert_log_port),
+            port=settings.alert_log_port,
+            health_url=f"{log_url}/health",
+            url=f"{log_url}/alerts",
+        ),
+        Service(
+            name="alertmanager",
+            command=alertmanager
+            and [
+                alertmanager,
+                f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
+                f"--storage.path={state / 'alertmanager' / 'data'}",
+                f"--web.listen-address={host}:{settings.alertmanager_port}",
+                "--cluster.listen-address=",  # one instance: no gossip port (9094)
+            ],
+            port=settings.alertmanager_port,
+            health_url=f"{settings.alertmanager_url}/-/ready",
+            url=settings.alertmanager_url,
+            prepare=writes_native_config(settings, COMPOSE / "alertmanager" / "alertmanager.yml"),
+            install_hint="apt-get install prometheus-alertmanager "
+            "(macOS: brew install alertmanager)",
+        ),
+        Service(
+            name="prometheus",
+            command=prometheus
+            and [
+                prometheus,
+                f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
+                f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
+                f"--web.listen-address={host}:{settings.prometheus_port}",
+            ],
+            port=settings.prometheus_port,
+            health_url=f"{settings.prometheus_url}/-/ready",
+            url=settings.prometheus_url,
+            prepare=writes_native_config(settings, COMPOSE / "prometheus" / "prometheus.yml"),
+            install_hint="apt-get install prometheus (macOS: brew install prometheus)",
+        ),
+        Service(
+            name="grafana",
+            command=grafana
+            and [
+                grafana,
+                *(["server"] if Path(grafana).name == "grafana" else []),
+                f"--homepath={grafana_home(grafana)}",
+            ],  # fmt: skip
+            port=settings.grafana_port,
+            health_url=f"{grafana_url}/api/health",
+            url=f"{grafana_url}/d/model-service",
+            prepare=lambda: grafana_env(settings),
+            install_hint="Grafana has no Debian package here: it runs in the compose stack "
+            "(compose/); or install it from grafana.com and `make stack-up` starts it too",
+            optional=True,
         ),
     ]
 
 
+def grafana_home(program: str) -> Path:
+    """Where Grafana's static files are: beside the program (Homebrew, tarball) or Debian's."""
+    for home in (Path(program).resolve().parents[1] / "share" / "grafana",
+                 Path(program).resolve().parents[1], Path("/usr/share/grafana")):  # fmt: skip
+        if (home / "conf" / "defaults.ini").exists():
+            return home
+    return Path("/usr/share/grafana")
+
+
+def grafana_env(settings: Settings) -> dict[str, str]:
+    """Grafana's settings for the native stack: compose/grafana's provisioning, our ports."""
+    data = settings.state_dir / "grafana"
+    return {
+        "GF_SERVER_HTTP_ADDR": settings.host,
+        "GF_SERVER_HTTP_PORT": str(settings.grafana_port),
+        "GF_PATHS_DATA": str(data),
+        "GF_PATHS_LOGS": str(data / "logs"),
+        "GF_PATHS_PLUGINS": str(data / "plugins"),
+        "GF_PATHS_PROVISIONING": str(COMPOSE / "grafana" / "provisioning"),
+        "GF_SECURITY_ADMIN_PASSWORD": grafana_password(settings),
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+        # Read by the provisioning files (compose sets them to service names).
+        "PROMETHEUS_URL": settings.prometheus_url,
+        "GRAFANA_DASHBOARDS_DIR": str(COMPOSE / "grafana" / "dashboards"),
+    }
+
+
 def port_variable(service: Service) -> str:
     """The setting that moves a service to another port (`WORKBOOK_MLFLOW_PORT`, ...)."""
-    return f"WORKBOOK_{service.name.upper()}_PORT"
+    return f"WORKBOOK_{service.name.upper().replace('-', '_')}_PORT"
 
 
 def _pid_file(settings: Settings, service: Service) -> Path:
@@ -166,6 +318,8 @@ def start(settings: Settings, service: Service) -> bool:
     """Start a service unless it already answers; return True if this call started it."""
     if is_healthy(service):
         return False
+    if service.command is None:
+        raise StackError(f"{service.name} is not installed: {service.install_hint}")
     if running_pid(settings, service) is None and port_in_use(settings.host, service.port):
         raise StackError(
             f"{service.name}: port {service.port} is taken by another program"
@@ -180,9 +334,7 @@ def start(settings: Settings, service: Service) -> bool:
             service.command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=os.environ
-            | service.env
-            | (settings_env(settings) if service.inherits_settings else {}),
+            env=os.environ | service.env | (service.prepare() if service.prepare else {}),
             cwd=settings.state_dir,
             start_new_session=True,  # its own process group: `down` stops its workers too
         )
@@ -227,16 +379,19 @@ def up(settings: Settings) -> list[Service]:
     """Start every service that is not running; return the ones this call started."""
     started = []
     for service in services(settings):
+        if service.command is None and service.optional:
+            log.info("%-12s not installed: %s", service.name, service.install_hint)
+            continue
         if start(settings, service):
             started.append(service)
-        log.info("%-8s %s", service.name, service.url)
+        log.info("%-12s %s", service.name, service.url)
     return started
 
 
 def down(settings: Settings, only: list[Service] | None = None) -> None:
     for service in reversed(only if only is not None else services(settings)):
         if stop(settings, service):
-            log.info("%-8s stopped", service.name)
+            log.info("%-12s stopped", service.name)
 
 
 def reset(settings: Settings) -> None:
@@ -249,9 +404,13 @@ def reset(settings: Settings) -> None:
 
 
 def status(settings: Settings) -> list[tuple[str, str, str]]:
-    """(name, state, url) per service; state is 'healthy', 'starting/unhealthy' or 'stopped'."""
+    """(name, state, url) per service; state is 'healthy', 'starting/unhealthy', 'stopped' or
+    'not installed' (then the url says how to get it)."""
     rows = []
     for service in services(settings):
+        if service.command is None:
+            rows.append((service.name, "not installed", service.install_hint))
+            continue
         if is_healthy(service):
             state = "healthy"
         elif running_pid(settings, service):
@@ -288,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             reset(settings)
         elif args.action == "status":
             for row in status(settings):
-                log.info("%-8s %-18s %s", *row)
+                log.info("%-12s %-18s %s", *row)
         else:
             with stack_running(settings):
                 return subprocess.run(args.command).returncode

@@ -74,7 +74,7 @@ def main() -> int:
             }
         )
         params = load_params()
-        mlflow_service, api_service = stack.services(settings)
+        mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
         serve_port = stack.free_port()
         mlflow_serve = stack.Service(
             name="mlflow-serve",

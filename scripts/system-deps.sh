@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Debian packages the tests need and pip cannot provide: Chromium (a real browser renders the
-# API's /docs page) and Prometheus (promtool checks the alert rules). Installs only what is
-# missing; uses sudo when not root.
+# Debian packages pip cannot provide. `stack`: Prometheus (and promtool) and Alertmanager (and
+# amtool), which the native stack runs. `browser`: Chromium, for the test that renders the
+# API's /docs page. Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 browser_found() {
   for name in chromium chromium-browser google-chrome; do command -v "$name" >/dev/null && return 0; done
   return 1
 }
 missing=()
-browser_found || missing+=(chromium)
-command -v promtool >/dev/null || missing+=(prometheus)
+for need in "$@"; do
+  case "$need" in
+    stack)
+      command -v promtool >/dev/null || missing+=(prometheus)
+      command -v amtool >/dev/null || missing+=(prometheus-alertmanager) ;;
+    browser) browser_found || missing+=(chromium) ;;
+    *) echo "usage: $0 [stack] [browser]" >&2; exit 2 ;;
+  esac
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
   echo "note: ${missing[*]} missing, and this is not Debian/Ubuntu: install them yourself" >&2
-  echo "      (macOS: brew install --cask chromium; brew install prometheus), or the tests" >&2
-  echo "      that use them (the browser test, the alert rule checks) fail and say so." >&2
+  echo "      (macOS: brew install prometheus alertmanager; brew install --cask chromium)." >&2
+  echo "      Without them, make stack-up stops and names what is missing." >&2
   exit 0
 fi
 sudo=""
@@ -22,3 +29,13 @@ sudo=""
 echo "installing ${missing[*]} (apt-get)"
 $sudo apt-get update -q
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# On a machine with systemd, Debian starts its own Prometheus (9090) and Alertmanager (9093)
+# at once; the workbook's stack runs them itself, with its config, on those same ports.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  for unit in prometheus prometheus-alertmanager; do
+    if systemctl is-active --quiet "$unit"; then
+      echo "stopping and disabling Debian's $unit service: make stack-up runs its own"
+      $sudo systemctl disable --now "$unit"
+    fi
+  done
+fi

@@ -1,4 +1,4 @@
-"""Prometheus config and alert rules, checked by Prometheus's own `promtool`."""
+"""Prometheus and Alertmanager configs and alert rules, checked by their own tools."""
 
 from __future__ import annotations
 
@@ -46,3 +46,21 @@ def test_every_alert_is_tested_firing_and_not_firing():
     fires = {case["alertname"] for case in cases if case["exp_alerts"]}
     quiet = {case["alertname"] for case in cases if not case["exp_alerts"]}
     assert alerts == fires == quiet, {"untested firing": alerts - fires, "quiet": alerts - quiet}
+
+
+def test_amtool_accepts_the_alertmanager_config():
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool is needed: `make system-deps` installs Debian's prometheus-alertmanager"
+    config = REPO_ROOT / "compose" / "alertmanager" / "alertmanager.yml"
+    done = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 receivers" in done.stdout
+
+
+def test_every_alert_goes_to_the_webhook():
+    config = yaml.safe_load(
+        (REPO_ROOT / "compose" / "alertmanager" / "alertmanager.yml").read_text()
+    )
+    (receiver,) = config["receivers"]
+    assert config["route"]["receiver"] == receiver["name"]
+    assert [hook["url"] for hook in receiver["webhook_configs"]] == ["http://alert-log:9095/alerts"]

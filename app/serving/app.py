@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics = Metrics()
     app.state.settings, app.state.metrics = settings, metrics
-    app.state.store = ModelStore(settings, metrics)
+    store = app.state.store = ModelStore(settings, metrics)
+    metrics.watch_drift(lambda: store.current.drift if store.current else None)
     for router in (predict.router, meta.router, admin.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, problem)

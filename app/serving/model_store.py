@@ -7,11 +7,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from app.config import Settings
+from app.monitoring.drift import DriftMonitor, DriftReference
 from app.registry import CHAMPION
 from app.serving.telemetry import Metrics
 from app.training.models import Classifier
@@ -30,6 +32,8 @@ class ServedModel:
     metrics: dict[str, float]
     loaded_at: datetime
     classifier: Classifier
+    # Its drift reference and the window of inputs it answered (None: logged without one).
+    drift: DriftMonitor | None
 
 
 class ModelStore:
@@ -112,9 +116,14 @@ class ModelStore:
         name = self.settings.model_name
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         run = self.client.get_run(model.metadata.run_id)
+        python_model = model.unwrap_python_model()
+        drift = None
+        if python_model.drift_reference:  # loaded and swapped with the model it belongs to
+            drift = DriftMonitor(DriftReference.load(Path(python_model.drift_reference)))
+        else:
+            log.warning("model has no drift reference: no drift score", extra={"version": version})
         # The API validates input itself; it calls the classifier directly, skipping the
         # pyfunc layer's per-call DataFrame and schema work that a 1-digit request pays for.
-        classifier = model.unwrap_python_model().classifier
         return ServedModel(
             name=name,
             version=version,
@@ -122,5 +131,6 @@ class ModelStore:
             data_version=run.data.tags.get("data_version", "unknown"),
             metrics={k: v for k, v in run.data.metrics.items() if k.startswith("val_")},
             loaded_at=datetime.now(UTC),
-            classifier=classifier,
+            classifier=python_model.classifier,
+            drift=drift,
         )

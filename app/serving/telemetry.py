@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.log import quiet_libraries
+from app.monitoring.drift import DriftMonitor
 
 REQUEST_ID_HEADER = "x-request-id"
 JSON_HANDLER = "workbook-json"
@@ -90,10 +95,54 @@ class Metrics:
         self.model_loads.labels("success")
         self.model_loads.labels("failure")
 
+    def watch_drift(self, current: Callable[[], DriftMonitor | None]) -> None:
+        """Export the drift gauges of whatever `current()` returns at each scrape."""
+        self.registry.register(DriftGauges(current))
+
     def served(self, name: str, version: str, run_id: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name, version, run_id).set(1)
         self.model_version.set(float(version))
+
+
+class DriftGauges(Collector):
+    """The drift gauges, computed from the served model's window when Prometheus scrapes.
+
+    Always exported, NaN while there is nothing to score (no model, a model without a
+    reference, fewer inputs than `min_inputs`): a series that never disappears.
+    """
+
+    def __init__(self, current: Callable[[], DriftMonitor | None]):
+        self.current = current
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        monitor = self.current()
+        scores = monitor.scores() if monitor else None
+        threshold = monitor.reference.params.drift_threshold if monitor else math.nan
+        reference_confidence = monitor.reference.confidence_mean if monitor else math.nan
+        values = {
+            "api_drift_window_inputs": ("Inputs in the drift window", scores and scores.inputs),
+            "api_input_drift_score": (
+                "Mean Jensen-Shannon distance of the window's pixel and ink histograms to the "
+                "training reference (0: alike, 1: nothing in common)",
+                scores and scores.input_drift,
+            ),
+            "api_input_drift_threshold": ("Above it, inputs have drifted", threshold),
+            "api_prediction_shift": (
+                "Jensen-Shannon distance of the window's predicted digits to the val split's",
+                scores and scores.prediction_shift,
+            ),
+            "api_window_confidence_mean": (
+                "Mean probability of the predicted digit over the window",
+                scores and scores.mean_confidence,
+            ),
+            "api_reference_confidence_mean": (
+                "Mean probability of the predicted digit on the val split",
+                reference_confidence,
+            ),
+        }
+        for name, (documentation, value) in values.items():
+            yield GaugeMetricFamily(name, documentation, value=math.nan if value is None else value)
 
 
 class Telemetry:

@@ -21,6 +21,7 @@ from app.data.images import MAX_VALUE, SIDE
 
 CLASSES = list(range(10))
 OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
+DRIFT_REFERENCE = "drift_reference"  # the model's artifact the API judges input drift by
 FINGERPRINT = "model_fingerprint"  # run and version tag: equal for runs that learned one model
 
 
@@ -126,6 +127,8 @@ class DigitsModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.family = context.model_config["family"]
         self.classifier = load_classifier(Path(context.artifacts["weights"]), context.model_config)
+        # Where the drift reference was downloaded (None for models logged before it existed).
+        self.drift_reference = context.artifacts.get(DRIFT_REFERENCE)
 
     # The signature logged with the model (a 64-wide float tensor) does the checking.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:

@@ -23,8 +23,9 @@ from app.data.dvc import read_pin
 from app.data.images import SIDE, load_split
 from app.data.validate import check
 from app.log import quiet_mlflow
+from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
 from app.training.fit import Evaluation, TrainResult, evaluate, train
-from app.training.models import FINGERPRINT, fingerprint, save_classifier
+from app.training.models import DRIFT_REFERENCE, FINGERPRINT, fingerprint, save_classifier
 
 log = logging.getLogger(__name__)
 MODEL_NAME_IN_RUN = "model"
@@ -120,14 +121,16 @@ SIGNATURE = ModelSignature(
 )
 
 
-def log_model(result: TrainResult, example: np.ndarray) -> ModelInfo:
-    """Log the classifier as an MLflow model from code, with its weights as an artifact."""
+def log_model(result: TrainResult, example: np.ndarray, reference: DriftReference) -> ModelInfo:
+    """Log the classifier as an MLflow model from code; its weights and drift reference go
+    with it as artifacts (the API loads both together)."""
     with tempfile.TemporaryDirectory() as folder:
         weights, config = save_classifier(result.classifier, result.family, Path(folder))
+        reference_file = reference.save(Path(folder) / REFERENCE_FILE)
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME_IN_RUN,
             python_model=MODEL_CODE,
-            artifacts={"weights": str(weights)},
+            artifacts={"weights": str(weights), DRIFT_REFERENCE: str(reference_file)},
             model_config=config,
             signature=SIGNATURE,
             input_example=example,
@@ -202,7 +205,8 @@ def train_and_log(
         title = f"{run_name}: accuracy {evaluation.accuracy:.3f}"
         mlflow.log_figure(confusion_figure(evaluation, title), "plots/confusion_matrix.png")
         mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
-        info = log_model(result, val_data[0][:3])
+        reference = build_reference(params.monitoring, train_data[0], evaluation.probabilities)
+        info = log_model(result, val_data[0][:3], reference)
         mlflow.set_tags({"model_uri": info.model_uri, FINGERPRINT: fingerprint(result.classifier)})
     log.info(
         "%s: val accuracy %.4f in %.1f s (run %s)",

@@ -104,7 +104,7 @@ def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
         api_poll_seconds=POLL_SECONDS,
         _env_file=None,
     )
-    mlflow_service, api_service = stack.services(settings)
+    mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
     try:
         stack.start(settings, mlflow_service)
         champion_of(

@@ -12,17 +12,32 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.integration
 
 
+SERVICES = ["mlflow", "api", "alert-log", "alertmanager", "prometheus"]
+PORTS = ["mlflow", "api", "alert_log", "alertmanager", "prometheus", "grafana"]
+
+
 def test_up_twice_status_and_reset(tmp_path):
     settings = Settings(
-        state_dir=tmp_path / "state", mlflow_port=free_port(), api_port=free_port(), _env_file=None
+        state_dir=tmp_path / "state",
+        **{f"{name}_port": free_port() for name in PORTS},
+        _env_file=None,
     )
     try:
-        assert [s.name for s in stack.up(settings)] == ["mlflow", "api"]
+        assert [s.name for s in stack.up(settings)][:5] == SERVICES  # and Grafana, if installed
         assert stack.up(settings) == []  # already healthy: nothing started twice
-        assert stack.status(settings) == [
+        status = stack.status(settings)
+        assert status[:5] == [
             ("mlflow", "healthy", f"http://127.0.0.1:{settings.mlflow_port}"),
             ("api", "healthy", f"http://127.0.0.1:{settings.api_port}/docs"),
+            ("alert-log", "healthy", f"http://127.0.0.1:{settings.alert_log_port}/alerts"),
+            ("alertmanager", "healthy", f"http://127.0.0.1:{settings.alertmanager_port}"),
+            ("prometheus", "healthy", f"http://127.0.0.1:{settings.prometheus_port}"),
         ]
+        # Without Grafana (no package here), status says so and how to get it.
+        if stack.find_program("grafana", "grafana-server") is None:
+            assert status[5][:2] == ("grafana", "not installed") and "compose" in status[5][2]
+        else:
+            assert status[5][:2] == ("grafana", "healthy")
         assert (settings.state_dir / "mlflow.pid").exists()
         assert (settings.state_dir / "mlflow" / "mlflow.db").exists()
         # No champion in a new registry: the API is alive but says it is not ready, and why.
@@ -31,9 +46,9 @@ def test_up_twice_status_and_reset(tmp_path):
     finally:
         stack.reset(settings)
     assert not settings.state_dir.exists()  # registry, runs and logs are gone: a fresh start
-    assert [state for _, state, _ in stack.status(settings)] == ["stopped", "stopped"]
-    assert not stack.port_in_use(settings.host, settings.mlflow_port)
-    assert not stack.port_in_use(settings.host, settings.api_port)
+    assert [state for _, state, _ in stack.status(settings)][:5] == ["stopped"] * 5
+    for name in PORTS:
+        assert not stack.port_in_use(settings.host, getattr(settings, f"{name}_port"))
 
 
 def test_a_port_taken_by_another_program_is_reported(tmp_path):
@@ -47,3 +62,10 @@ def test_a_port_taken_by_another_program_is_reported(tmp_path):
         with pytest.raises(stack.StackError, match=f"port {port} is taken") as error:
             stack.up(settings)
         assert "put WORKBOOK_MLFLOW_PORT=<free port> in .env" in str(error.value)
+
+
+def test_a_missing_program_is_named_with_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on the PATH: no prometheus
+    settings = Settings(state_dir=tmp_path, prometheus_port=free_port(), _env_file=None)
+    with pytest.raises(stack.StackError, match="prometheus is not installed: apt-get install"):
+        stack.start(settings, stack.service(settings, "prometheus"))

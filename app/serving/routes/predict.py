@@ -34,10 +34,12 @@ def predict_rows(
 ) -> PredictResponse:
     """Run the model on n x 64 rows; count and log what it predicted (never the pixels)."""
     probabilities = model.classifier.predict_proba(features)
-    digits = probabilities.argmax(axis=1)
-    for digit, confidence in zip(digits, probabilities.max(axis=1), strict=True):
+    digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    for digit, confidence in zip(digits, confidences, strict=True):
         metrics.predictions.labels(str(digit)).inc()
         metrics.confidence.observe(float(confidence))
+    if model.drift:  # a copy into the window; the scores are computed when Prometheus scrapes
+        model.drift.window.add(features, digits, confidences)
     request.scope["state"]["log"].update(model_version=model.version, digits=digits.tolist())
     return PredictResponse(
         predictions=[

@@ -1,0 +1,1 @@
+"""Monitoring stage: input drift in the API, and where alerts go."""

@@ -1,0 +1,76 @@
+"""Where Alertmanager sends alerts until something acts on them: a webhook that logs them.
+
+`uvicorn app.monitoring.alert_log:create_app --factory` (the stack runs exactly that).
+POST /alerts takes Alertmanager's webhook payload (version 4) and writes one JSON log line
+per alert; GET /alerts returns the most recent notifications, newest last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+
+from app.serving.telemetry import setup_json_logging
+
+log = logging.getLogger("app.monitoring.alerts")
+KEEP = 100  # notifications GET /alerts returns
+
+
+class Alert(BaseModel):
+    status: str  # "firing" or "resolved"
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: datetime  # noqa: N815 (Alertmanager's field names)
+    endsAt: datetime | None = None  # noqa: N815
+    fingerprint: str = ""
+
+
+class Notification(BaseModel):
+    """Alertmanager's webhook payload: one group of alerts."""
+
+    version: str
+    status: str
+    receiver: str
+    groupKey: str  # noqa: N815
+    alerts: list[Alert] = Field(min_length=1)
+
+
+def create_app() -> FastAPI:
+    setup_json_logging()
+    app = FastAPIOffline(title="Alert log", description=__doc__, version="1.0")
+    received: deque[Notification] = deque(maxlen=KEEP)
+
+    @app.post("/alerts")
+    async def receive(notification: Notification) -> dict[str, int]:
+        """Log each alert of a notification as one JSON line."""
+        received.append(notification)
+        for alert in notification.alerts:
+            log.warning(
+                "alert %s",
+                alert.status,
+                extra={
+                    "alertname": alert.labels.get("alertname"),
+                    "status": alert.status,
+                    "severity": alert.labels.get("severity"),
+                    "summary": alert.annotations.get("summary"),
+                    "starts_at": alert.startsAt.isoformat(),
+                    "labels": alert.labels,
+                },
+            )
+        return {"logged": len(notification.alerts)}
+
+    @app.get("/alerts")
+    async def recent() -> list[Notification]:
+        """The last notifications received, oldest first."""
+        return list(received)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
