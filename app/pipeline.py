@@ -100,7 +100,7 @@ def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
     log.info("done: %d notebook(s) ran; executed copies in %s", len(executed), settings.runs_dir)
     log.info("The stack keeps running (stop it with `make stack-down`). Open:")
     for name, state, url in stack.status(settings):
-        log.info("  %-8s %-8s %s", name, state, url)
+        log.info("  %-12s %-13s %s", name, state, url)
 
 
 def main(argv: list[str] | None = None) -> int:

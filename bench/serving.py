@@ -3,7 +3,9 @@
 Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports),
 trains and promotes the CNN, serves that one model version twice, one worker each, and
 loads both with wrk: one instance per request, the same connections and duration.
-Prints requests per second, p50 and p99 latency, and the ratios.
+Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is installed,
+it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
+part of what is measured.
 """
 
 from __future__ import annotations
@@ -71,10 +73,15 @@ def main() -> int:
                 "state_dir": Path(state),
                 "mlflow_port": stack.free_port(),
                 "api_port": stack.free_port(),
+                "prometheus_port": stack.free_port(),
+                "alertmanager_port": stack.free_port(),  # none runs: no alert is sent
             }
         )
         params = load_params()
-        mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
+        mlflow_service, api_service, prometheus = (
+            stack.service(settings, name) for name in ("mlflow", "api", "prometheus")
+        )
+        scraped = prometheus.command is not None
         serve_port = stack.free_port()
         mlflow_serve = stack.Service(
             name="mlflow-serve",
@@ -108,6 +115,8 @@ def main() -> int:
             version = registry.register_challenger(settings, logged.model_uri).version
             registry.gate(settings, params, version)
             stack.start(settings, api_service)
+            if scraped:
+                stack.start(settings, prometheus)
             stack.start(settings, mlflow_serve)
             row = load_split(settings.data_dir / "val")[0][0].tolist()
             api = f"http://{settings.host}:{settings.api_port}/predict"
@@ -119,12 +128,16 @@ def main() -> int:
                 wrk(url, body, args.connections, 3)  # warm-up, not counted
                 results[name] = wrk(url, body, args.connections, args.seconds)
         finally:
-            for service in (mlflow_serve, api_service, mlflow_service):
+            for service in (mlflow_serve, prometheus, api_service, mlflow_service):
                 stack.stop(settings, service)
     print(
         f"\nmodel: {settings.model_name} v{version} (CNN), 1 instance per request, 1 worker each,"
     )
-    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s on {os.cpu_count()} cores\n")
+    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s on {os.cpu_count()} cores")
+    print(
+        "this API scraped by Prometheus every 5 s: "
+        + ("yes\n" if scraped else "no (not installed)\n")
+    )
     print(f"| {'server':<30} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
     print(f"|{'-' * 32}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
     for name, r in results.items():

@@ -117,6 +117,15 @@ def test_every_alert_rule_becomes_a_bool_query():
     assert top_level_comparison('sum(rate(x{status=~"5.."}[5m])) by (le)') is None
 
 
+def own_ports(server: Settings, state_dir: Path) -> Settings:
+    """The session's MLflow, a model name of its own, free ports for everything else."""
+    ports = ("api", "prometheus", "alertmanager", "alert_log")
+    return isolated(server).model_copy(
+        update={f"{name}_port": free_port() for name in ports}
+        | {"api_poll_seconds": 1.0, "state_dir": state_dir}
+    )
+
+
 def start_monitoring(settings: Settings) -> None:
     for name in MONITORING:
         stack.start(settings, stack.service(settings, name))
@@ -125,16 +134,7 @@ def start_monitoring(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def monitored(server, params, tmp_path_factory):
     """Settings of a running API (champion: a baseline) watched by Prometheus + Alertmanager."""
-    settings = isolated(server).model_copy(
-        update={
-            "api_port": free_port(),
-            "prometheus_port": free_port(),
-            "alertmanager_port": free_port(),
-            "alert_log_port": free_port(),
-            "api_poll_seconds": 1.0,
-            "state_dir": tmp_path_factory.mktemp("monitored"),
-        }
-    )
+    settings = own_ports(server, tmp_path_factory.mktemp("monitored"))
     champion_of(settings, params)
     try:
         stack.start(settings, stack.service(settings, "api"))
@@ -263,16 +263,7 @@ def test_an_api_restart_is_the_only_gap(traffic, monitored):
 
 def test_prometheus_first_then_an_api_without_a_model(server, params, tmp_path):
     """Prometheus starts before the API; the API starts before any champion exists."""
-    settings = isolated(server).model_copy(
-        update={
-            "api_port": free_port(),
-            "prometheus_port": free_port(),
-            "alertmanager_port": free_port(),
-            "alert_log_port": free_port(),
-            "api_poll_seconds": 1.0,
-            "state_dir": tmp_path,
-        }
-    )
+    settings = own_ports(server, tmp_path)
     try:
         start_monitoring(settings)
         wait_for(lambda: value(settings, 'up{job="api"}') == 0, 20, "the API to be seen down")
