@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         return f"http://{self.host}:{self.alertmanager_port}"
 
     @property
+    def alert_log_url(self) -> str:
+        return f"http://{self.host}:{self.alert_log_port}"
+
+    @property
     def data_dir(self) -> Path:
         return self.root / "data"
 

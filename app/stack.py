@@ -183,15 +183,14 @@ def monitoring_services(settings: Settings) -> list[Service]:
     alertmanager = find_program("prometheus-alertmanager", "alertmanager")
     prometheus = find_program("prometheus")
     grafana = find_program("grafana", "grafana-server")
-    log_url = f"http://{host}:{settings.alert_log_port}"
     grafana_url = f"http://{host}:{settings.grafana_port}"
     return [
         Service(
             name="alert-log",
             command=uvicorn("app.monitoring.alert_log:create_app", host, settings.alert_log_port),
             port=settings.alert_log_port,
-            health_url=f"{log_url}/health",
-            url=f"{log_url}/alerts",
+            health_url=f"{settings.alert_log_url}/health",
+            url=f"{settings.alert_log_url}/alerts",
         ),
         Service(
             name="alertmanager",

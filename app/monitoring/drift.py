@@ -108,8 +108,8 @@ class Scores:
     mean_confidence: float
 
 
-def input_drift(reference: DriftReference, features: np.ndarray) -> float:
-    """Mean Jensen-Shannon distance over 64 pixel histograms and the ink histogram."""
+def distances(reference: DriftReference, features: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance to the reference of each pixel's histogram (64), then the ink's."""
     pixels = jensenshannon(
         np.asarray(reference.pixel_shares),
         pixel_shares(features, reference.params.pixel_bins),
@@ -120,8 +120,12 @@ def input_drift(reference: DriftReference, features: np.ndarray) -> float:
         reference.ink_shares, shares(features.sum(axis=1), reference.ink_edges), base=2
     )
     # Two identical histograms can come out as sqrt(-1e-17) = NaN after rounding: distance 0.
-    distances = np.nan_to_num(np.append(pixels, ink), nan=0.0)
-    return float(distances.mean())
+    return np.nan_to_num(np.append(pixels, ink), nan=0.0)
+
+
+def input_drift(reference: DriftReference, features: np.ndarray) -> float:
+    """The input drift score: the mean of `distances` over the 65 features."""
+    return float(distances(reference, features).mean())
 
 
 class DriftWindow:

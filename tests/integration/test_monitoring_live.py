@@ -191,7 +191,7 @@ def test_the_drift_alert_reaches_alertmanager_and_the_alert_log(traffic, monitor
     assert alert["status"]["state"] == "active"
 
     def in_alert_log():
-        notifications = httpx.get(f"http://{monitored.host}:{monitored.alert_log_port}/alerts")
+        notifications = httpx.get(f"{monitored.alert_log_url}/alerts")
         return [
             a
             for n in notifications.json()
