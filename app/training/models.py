@@ -83,8 +83,9 @@ class TorchClassifier:
             return torch.softmax(self.network(to_tensor(features)), dim=1).numpy()
 
 
-def fingerprint(classifier: Classifier) -> str:
-    """A sha256 of the numbers a model learned: two runs that learned the same model share it.
+def fingerprint(classifier: Classifier, *extras: bytes) -> str:
+    """A sha256 of the numbers a model learned, and of `extras` logged with it (the drift
+    reference): two runs that logged the same model share it.
 
     (The saved files cannot serve: skops' archive differs from one save to the next.)
     """
@@ -96,6 +97,8 @@ def fingerprint(classifier: Classifier) -> str:
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
+    for extra in extras:
+        digest.update(extra)
     return digest.hexdigest()
 
 

@@ -207,7 +207,8 @@ def train_and_log(
         mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
         reference = build_reference(params.monitoring, train_data[0], evaluation.probabilities)
         info = log_model(result, val_data[0][:3], reference)
-        mlflow.set_tags({"model_uri": info.model_uri, FINGERPRINT: fingerprint(result.classifier)})
+        learned = fingerprint(result.classifier, reference.model_dump_json().encode())
+        mlflow.set_tags({"model_uri": info.model_uri, FINGERPRINT: learned})
     log.info(
         "%s: val accuracy %.4f in %.1f s (run %s)",
         run_name,
