@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app import stack
-from app.config import Settings
+from app.config import REPO_ROOT, Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -69,3 +69,24 @@ def test_a_missing_program_is_named_with_how_to_install_it(tmp_path, monkeypatch
     settings = Settings(state_dir=tmp_path, prometheus_port=free_port(), _env_file=None)
     with pytest.raises(stack.StackError, match="prometheus is not installed: apt-get install"):
         stack.start(settings, stack.service(settings, "prometheus"))
+
+
+def test_grafana_runs_natively_with_compose_s_provisioning_when_installed(tmp_path, monkeypatch):
+    """A `grafana` program on the PATH (here a stand-in: Grafana has no package here) makes the
+    stack start it with compose/grafana's provisioning, our Prometheus and a kept password."""
+    program = tmp_path / "bin" / "grafana"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(program.parent))
+    settings = Settings(state_dir=tmp_path / "state", _env_file=None)
+    grafana = stack.service(settings, "grafana")
+    assert grafana.command[:2] == [str(program), "server"]
+    env = grafana.prepare()
+    assert env["GF_PATHS_PROVISIONING"] == str(REPO_ROOT / "compose" / "grafana" / "provisioning")
+    assert env["GRAFANA_DASHBOARDS_DIR"] == str(REPO_ROOT / "compose" / "grafana" / "dashboards")
+    assert env["PROMETHEUS_URL"] == "http://127.0.0.1:9090"
+    assert env["GF_SERVER_HTTP_PORT"] == "3000"
+    password = env["GF_SECURITY_ADMIN_PASSWORD"]
+    assert len(password) >= 24 and grafana.prepare()["GF_SECURITY_ADMIN_PASSWORD"] == password
+    assert (settings.state_dir / "grafana-admin-password").stat().st_mode & 0o077 == 0
