@@ -9,9 +9,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
 TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 \
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
-	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100
+	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train bench test lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test lint format clean
 
 setup: $(INSTALLED)
 
@@ -52,6 +52,11 @@ reset: setup
 
 train: stack-up
 	$(PY) -m app.training --promote
+
+# Retrain if the pinned data version is new (gate, promote); `make retrain FORCE=1` anyway.
+# .github/workflows/retrain.yml runs exactly this.
+retrain: data stack-up
+	$(PY) -m app.retraining $(if $(FORCE),--force)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     alertmanager_port: int = 9093
     alert_log_port: int = 9095  # the webhook Alertmanager notifies (app/monitoring/alert_log.py)
     grafana_port: int = 3000
+    retrainer_port: int = 9097  # the retraining watcher: webhook, status, metrics
     jupyter_port: int = 8888
     # Where the native stack keeps pid files, logs and the MLflow database (git-ignored).
     state_dir: Path = REPO_ROOT / ".stack"
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     api_threads: int = Field(
         default=1, gt=0
     )  # torch threads per request: 1 is fastest for one digit
+    # The retraining watcher checks git HEAD's data.dvc this often (an alert checks at once).
+    retrain_poll_seconds: float = Field(default=10.0, gt=0)
     # Guards POST /admin/reload. The native stack makes one in state_dir if none is set.
     admin_token: SecretStr | None = None
     # Grafana's `admin` password; as for the token, the native stack makes one if none is set.
@@ -70,6 +73,10 @@ class Settings(BaseSettings):
     @property
     def alert_log_url(self) -> str:
         return f"http://{self.host}:{self.alert_log_port}"
+
+    @property
+    def retrainer_url(self) -> str:
+        return f"http://{self.host}:{self.retrainer_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -95,20 +102,36 @@ class SplitParams(BaseModel):
 
 
 class ShiftParams(BaseModel):
-    """How the drifted batch differs from the training data."""
+    """A batch of shifted digits: how many, and how they differ from the originals."""
 
-    seed: int
+    seed: int  # picks the digits and draws their angles and noise
     size: int = Field(gt=0)
     rotate_degrees: float
     thicken: int = Field(ge=0)
     noise_std: float = Field(ge=0)
 
 
+class DriftBatchParams(ShiftParams):
+    """The drifted batch (val digits) that monitoring sends, and a fresh draw like it."""
+
+    # Another batch made the same way from another seed: nothing is trained or tuned on it,
+    # so it measures how well a model generalises to drifted digits.
+    fresh_seed: int
+
+
+class VersionParams(BaseModel):
+    """What one dataset version's train split holds (val is the same in every version)."""
+
+    pool: float = Field(gt=0, le=1)  # the stratified share of the training pool; nested
+    include_shifted: bool = False  # add `shifted_train`'s labelled shifted digits
+
+
 class DataParams(BaseModel):
     split: SplitParams
-    # Version name -> fraction of the training pool it holds; versions are nested.
-    versions: dict[str, float]
-    shift: ShiftParams
+    versions: dict[str, VersionParams]
+    shift: DriftBatchParams
+    # The labelled shifted digits a version may add: made from training-pool digits only.
+    shifted_train: ShiftParams
 
 
 class ValidationParams(BaseModel):
@@ -121,6 +144,16 @@ class BaselineParams(BaseModel):
     max_iter: int = Field(gt=0)
 
 
+class AugmentParams(BaseModel):
+    """Drift-like changes to CNN training digits, drawn afresh every epoch (train.cnn.augment)."""
+
+    versions: list[str]  # the data versions whose models augment (see training.for_data_version)
+    probability: float = Field(ge=0, le=1)  # share of digits changed in an epoch; 0: none
+    rotate_degrees: float = Field(ge=0)  # a changed digit turns by a uniform angle within +-this
+    thicken: float = Field(ge=0, le=1)  # the chance a changed digit's strokes grow by a pixel
+    noise_std: float = Field(ge=0)  # Gaussian noise on the 0..16 pixel scale
+
+
 class CnnParams(BaseModel):
     epochs: int = Field(gt=0)
     batch_size: int = Field(gt=0)
@@ -130,6 +163,8 @@ class CnnParams(BaseModel):
     hidden: int = Field(gt=0)
     conv_dropout: float = Field(ge=0, lt=1)
     dropout: float = Field(ge=0, lt=1)
+    # None: no augmentation (and what models logged before it existed were trained with).
+    augment: AugmentParams | None = None
 
 
 class TrainParams(BaseModel):
@@ -163,6 +198,15 @@ class Params(BaseModel):
     train: TrainParams
     registry: RegistryParams
     monitoring: MonitoringParams
+
+    @model_validator(mode="after")
+    def augment_names_data_versions(self) -> Params:
+        """A misspelt version in train.cnn.augment.versions would silently turn it off."""
+        augment = self.train.cnn.augment
+        unknown = sorted(set(augment.versions) - set(self.data.versions)) if augment else []
+        if unknown:
+            raise ValueError(f"train.cnn.augment.versions: {unknown} not in data.versions")
+        return self
 
 
 @lru_cache

@@ -1,10 +1,11 @@
 """`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as processes.
 
-MLflow, the model API, Prometheus, Alertmanager and the alert log; Grafana too when it is
-installed. Each service runs in its own process group with a pid file and a log under
-settings.state_dir; `up` returns once every service answers its health endpoint. Starting twice
-is harmless. `reset` stops the stack and deletes its state: the next `up` starts from scratch.
-Prometheus and Alertmanager read copies of compose/'s configs with this stack's addresses.
+MLflow, the model API, the retraining watcher, Prometheus, Alertmanager and the alert log;
+Grafana too when it is installed. Each service runs in its own process group with a pid file
+and a log under settings.state_dir; `up` returns once every service answers its health
+endpoint. Starting twice is harmless. `reset` stops the stack and deletes its state: the next
+`up` starts from scratch. Prometheus and Alertmanager read copies of compose/'s configs with
+this stack's addresses.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def compose_addresses(settings: Settings) -> dict[str, str]:
         "alertmanager:9093": f"{host}:{settings.alertmanager_port}",
         "localhost:9090": f"{host}:{settings.prometheus_port}",
         "alert-log:9095": f"{host}:{settings.alert_log_port}",
+        "retrainer:9097": f"{host}:{settings.retrainer_port}",
         "[rules.yml]": f"[{COMPOSE / 'prometheus' / 'rules.yml'}]",
     }
 
@@ -166,6 +168,16 @@ def services(settings: Settings) -> list[Service]:
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
+            prepare=lambda: settings_env(settings),
+        ),
+        Service(
+            name="retrainer",
+            command=uvicorn(
+                "app.retraining.watch:create_app", settings.host, settings.retrainer_port
+            ),
+            port=settings.retrainer_port,
+            health_url=f"{settings.retrainer_url}/health",
+            url=f"{settings.retrainer_url}/status",
             prepare=lambda: settings_env(settings),
         ),
         *monitoring_services(settings),

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.config import REPO_ROOT
-from app.data import build_version, dir_md5, load_split, read_pin, shifted_batch, to_png_bytes
-from app.data.build import version_splits
+from app.data import (
+    build_version,
+    check,
+    dir_md5,
+    fresh_shifted_batch,
+    load_split,
+    read_pin,
+    shifted_batch,
+    to_png_bytes,
+    version_shifted,
+)
+from app.data.build import SHIFTED_PREFIX, source_splits, version_splits
 from app.data.images import from_image
 from tests.conftest import file_bytes
+
+# What the recipe makes today, on every machine: a change here changes the data a version means.
+# (v1's md5 is pinned in data.dvc and checked against it below.)
+KNOWN_MD5 = {
+    "v2": "886d8eaccb22a4761e32b9d69c91808c.dir",
+    "v3": "eec7371176f598df47e228ad46c229b7.dir",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, params) -> dict[str, Path]:
+    """Versions v2 and v3 (v2 plus labelled shifted digits), built once for this module."""
+    folder = tmp_path_factory.mktemp("built")
+    return {version: build_version(params.data, version, folder / version) for version in KNOWN_MD5}
 
 
 def test_building_twice_gives_identical_bytes(v1_dir, tmp_path, params):
@@ -49,7 +74,7 @@ def test_versions_nest_and_share_one_val_split(params):
     assert set(train_v1.ids) < set(train_v2.ids)
     np.testing.assert_array_equal(val_v1.ids, val_v2.ids)
     assert not set(train_v2.ids) & set(val_v2.ids)
-    assert len(train_v1) == pytest.approx(params.data.versions["v1"] * len(train_v2), abs=10)
+    assert len(train_v1) == pytest.approx(params.data.versions["v1"].pool * len(train_v2), abs=10)
 
 
 def test_splits_are_stratified(params):
@@ -88,3 +113,56 @@ def test_shifted_batch_is_drifted_but_labelled(params):
     np.testing.assert_array_equal(val.labels[np.searchsorted(val.ids, batch.ids)], batch.labels)
     # Thicker strokes: clearly more ink than the images it came from.
     assert batch.images.mean() > originals.mean() * 1.2
+
+
+def test_versions_keep_their_md5(built):
+    assert {version: dir_md5(folder) for version, folder in built.items()} == KNOWN_MD5
+
+
+def test_v3_builds_the_same_bytes_twice_and_validates(params, built, tmp_path):
+    again = build_version(params.data, "v3", tmp_path / "again")
+    assert file_bytes(again) == file_bytes(built["v3"])
+    report = check(built["v3"], params.validation)  # raises on any broken rule, leakage included
+    train_v2, val = version_splits(params.data, "v2")
+    assert sum(report.counts["train"].values()) == len(train_v2) + params.data.shifted_train.size
+    assert sum(report.counts["val"].values()) == len(val)
+
+
+def test_v3_is_v2_plus_shifted_copies(params, built):
+    v2_files, v3_files = file_bytes(built["v2"]), file_bytes(built["v3"])
+    added = v3_files.keys() - v2_files.keys()
+    assert {name: v3_files[name] for name in v2_files} == v2_files
+    assert len(added) == params.data.shifted_train.size
+    assert all(Path(name).name.startswith(SHIFTED_PREFIX) for name in added)
+    assert version_shifted(params.data, "v1") is None and version_shifted(params.data, 2) is None
+
+
+def test_v3_train_holds_no_val_derived_image(params, built):
+    shifted = version_shifted(params.data, "v3")
+    pool, val = source_splits(params.data)
+    assert set(shifted.ids) <= set(pool.ids) and not set(shifted.ids) & set(val.ids)
+    on_disk = {
+        int(path.stem.removeprefix(SHIFTED_PREFIX)) for path in built["v3"].glob("train/*/*")
+    }
+    assert on_disk <= set(pool.ids) and not on_disk & set(val.ids)  # shifted files included
+    # The copies are shifted, not the pool images again, and keep their labels.
+    originals = pool.images[np.searchsorted(pool.ids, shifted.ids)]
+    np.testing.assert_array_equal(
+        pool.labels[np.searchsorted(pool.ids, shifted.ids)], shifted.labels
+    )
+    assert (shifted.images != originals).any(axis=1).all()
+
+
+def test_fresh_shifted_batch_is_another_draw_of_the_same_kind(params):
+    drifted, fresh = shifted_batch(params.data), fresh_shifted_batch(params.data)
+    np.testing.assert_array_equal(fresh.images, fresh_shifted_batch(params.data).images)
+    assert params.data.shift.fresh_seed != params.data.shift.seed
+    assert len(fresh) == len(drifted) == params.data.shift.size
+    assert set(fresh.ids) != set(drifted.ids)  # other val digits ...
+    common, in_drifted, in_fresh = np.intersect1d(drifted.ids, fresh.ids, return_indices=True)
+    same = (drifted.images[in_drifted] == fresh.images[in_fresh]).all(axis=1)
+    assert len(common) and not same.any()  # ... and the ones in both are shifted differently
+    _, val = source_splits(params.data)
+    assert set(fresh.ids) <= set(val.ids)
+    np.testing.assert_array_equal(val.labels[np.searchsorted(val.ids, fresh.ids)], fresh.labels)
+    assert drifted.images.mean() == pytest.approx(fresh.images.mean(), rel=0.1)

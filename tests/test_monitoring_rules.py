@@ -63,4 +63,7 @@ def test_every_alert_goes_to_the_webhook():
     )
     (receiver,) = config["receivers"]
     assert config["route"]["receiver"] == receiver["name"]
-    assert [hook["url"] for hook in receiver["webhook_configs"]] == ["http://alert-log:9095/alerts"]
+    assert [hook["url"] for hook in receiver["webhook_configs"]] == [
+        "http://alert-log:9095/alerts",
+        "http://retrainer:9097/alerts",
+    ]

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
+from app.config import REPO_ROOT, AugmentParams, ShiftParams, load_params
+from app.data import build_version, fresh_shifted_batch, load_split
+from app.data.build import shift_images
 from app.training import evaluate, probabilities_frame, train
-from app.training.models import fingerprint, load_classifier, save_classifier
+from app.training.fit import augment, for_data_version
+from app.training.models import fingerprint, load_classifier, save_classifier, to_tensor
 from app.training.tracking import with_overrides
 
 SMOKE = {"epochs": 2}  # a CNN run CI can afford many times: checks mechanics, not accuracy
 FAMILIES = ("baseline", "cnn")
 FLOORS = {"baseline": 0.95, "cnn": 0.97}  # the targets of the training stage, on v1
+DRIFT_FLOOR = 0.90  # what the CNN retrained on v3 must reach on the fresh drifted batch
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +51,12 @@ def test_probabilities_are_a_distribution(trained, v1_arrays, family):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
-def test_same_data_params_and_seed_give_the_same_model(v1_arrays, params):
+@pytest.mark.parametrize("data_version", [None, "v3"])  # v3's models augment their digits
+def test_same_data_params_and_seed_give_the_same_model(v1_arrays, params, data_version):
     smoke = with_overrides(params, "cnn", SMOKE).train
-    first = train("cnn", smoke, *v1_arrays)
-    second = train("cnn", smoke, *v1_arrays)
+    first = train("cnn", smoke, *v1_arrays, data_version=data_version)
+    second = train("cnn", smoke, *v1_arrays, data_version=data_version)
+    assert first.augmented == second.augmented == (data_version == "v3")
     assert first.history == second.history
     features = v1_arrays[1][0]
     np.testing.assert_array_equal(
@@ -114,3 +122,72 @@ def test_fingerprint_is_the_same_for_the_same_training_only(v1_arrays, params, f
         fingerprint(train(family, p, *v1_arrays).classifier) for p in (same, same, other)
     )
     assert first == again != different
+
+
+def test_augmentation_is_seeded_and_changes_its_share_of_digits(v1_arrays, params):
+    spec = params.train.cnn.augment
+    images = to_tensor(v1_arrays[0][0])
+
+    def draw(seed: int) -> torch.Tensor:
+        return augment(images, spec, torch.Generator().manual_seed(seed))
+
+    first, again, reseeded = draw(0), draw(0), draw(1)
+    assert torch.equal(first, again) and not torch.equal(first, reseeded)
+    assert first.min() >= 0 and first.max() <= 1
+    changed = (first != images).flatten(1).any(dim=1).float().mean().item()
+    assert changed == pytest.approx(spec.probability, abs=0.05)
+
+
+def test_augmentation_thickens_as_the_drift_does(v1_arrays):
+    """No turn, no noise: a thickened digit is exactly what `shift_images` makes of it."""
+    features = v1_arrays[0][0][:100]
+    thicken = AugmentParams(versions=[], probability=1, rotate_degrees=0, thicken=1, noise_std=0)
+    drift = ShiftParams(seed=0, size=1, rotate_degrees=0, thicken=1, noise_std=0)
+    augmented = augment(to_tensor(features), thicken, torch.Generator().manual_seed(0))
+    expected = shift_images(features, drift)  # rounded to whole values: hence the tolerance
+    np.testing.assert_allclose(augmented.numpy().reshape(-1, 64) * 16, expected, atol=0.05)
+    assert expected.mean() > features.mean() * 1.2
+
+
+def test_only_the_listed_data_versions_augment(v1_arrays, params):
+    smoke = with_overrides(params, "cnn", SMOKE).train
+    assert "v3" in smoke.cnn.augment.versions and "v1" not in smoke.cnn.augment.versions
+    assert for_data_version(smoke, "v1").cnn.augment is None
+    assert for_data_version(smoke, None).cnn.augment is None
+    assert for_data_version(smoke, "v3") == smoke
+    plain, augmented = (train("cnn", smoke, *v1_arrays, data_version=v) for v in ("v1", "v3"))
+    assert (plain.augmented, augmented.augmented) == (False, True)
+    assert plain.history != augmented.history
+
+
+def test_augment_may_only_name_data_versions(tmp_path):
+    """A misspelt version would switch augmentation off without a word: it is refused."""
+    misspelt = tmp_path / "params.yaml"
+    text = (REPO_ROOT / "params.yaml").read_text()
+    misspelt.write_text(text.replace("versions: [v3]", "versions: [V3]"))
+    with pytest.raises(ValidationError, match=r"augment.versions: \['V3'\] not in data.versions"):
+        load_params(misspelt)
+
+
+def test_v1_cnn_is_fooled_by_drifted_digits(trained, params):
+    """What monitoring shows and retraining fixes: the v1 champion cannot read drifted digits."""
+    fresh = fresh_shifted_batch(params.data)
+    assert evaluate(trained["cnn"].classifier, fresh.images, fresh.labels).accuracy < 0.75
+
+
+@pytest.fixture(scope="module")
+def v3_arrays(tmp_path_factory, params):
+    """(train, val) arrays of v3: v2 plus labelled shifted digits."""
+    folder = build_version(params.data, "v3", tmp_path_factory.mktemp("built") / "v3")
+    return load_split(folder / "train"), load_split(folder / "val")
+
+
+def test_cnn_retrained_on_v3_reads_drifted_digits(v3_arrays, params):
+    """The full v3 run (about 6 s): val stays high and unseen drifted digits are read."""
+    result = train("cnn", params.train, *v3_arrays, data_version="v3")
+    fresh = fresh_shifted_batch(params.data)
+    val_accuracy = evaluate(result.classifier, *v3_arrays[1]).accuracy
+    drift_accuracy = evaluate(result.classifier, fresh.images, fresh.labels).accuracy
+    assert result.augmented
+    assert val_accuracy >= FLOORS["cnn"], f"val {val_accuracy:.4f}"
+    assert drift_accuracy >= DRIFT_FLOOR, f"fresh drifted batch {drift_accuracy:.4f}"

@@ -1,4 +1,4 @@
-"""`python -m app.data validate | ensure | version N | build N DIR | shifted DIR`."""
+"""`python -m app.data validate | ensure | version N | build N DIR | shifted [--fresh] DIR`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from app.config import get_settings, load_params
-from app.data.build import build_version, shifted_batch, write_split
+from app.data.build import build_version, fresh_shifted_batch, shifted_batch, write_split
 from app.data.dvc import DataVersionMismatch, DvcError, ensure_data, switch_version
 from app.data.validate import DataValidationError, validate
 from app.log import setup_logging
@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     build.add_argument("version")
     build.add_argument("out_dir", type=Path)
     shifted = commands.add_parser("shifted", help="write the drifted batch into a new folder")
+    shifted.add_argument(
+        "--fresh", action="store_true", help="the batch of shift.fresh_seed, to test models on"
+    )
     shifted.add_argument("out_dir", type=Path)
     return parser.parse_args(argv)
 
@@ -49,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
         build_version(params.data, args.version, args.out_dir)
         log.info("wrote %s to %s", args.version, args.out_dir)
     elif args.command == "shifted":
-        write_split(shifted_batch(params.data), args.out_dir)
-        log.info("wrote the drifted batch to %s", args.out_dir)
+        batch = fresh_shifted_batch(params.data) if args.fresh else shifted_batch(params.data)
+        write_split(batch, args.out_dir)
+        log.info("wrote the %sdrifted batch to %s", "fresh " * args.fresh, args.out_dir)
     return 0
 
 

@@ -17,6 +17,8 @@ from sklearn.model_selection import train_test_split
 from app.config import DataParams, ShiftParams
 from app.data.images import MAX_VALUE, SIDE, to_png_bytes
 
+SHIFTED_PREFIX = "shifted-"  # a shifted copy of digit 123 is `<label>/shifted-0123.png`
+
 
 @dataclass(frozen=True)
 class Split:
@@ -53,7 +55,8 @@ def version_name(version: str | int) -> str:
 
 
 def version_splits(params: DataParams, version: str | int) -> tuple[Split, Split]:
-    """The (train, val) splits of a version: a stratified share of the pool, val unchanged."""
+    """The (train, val) original digits of a version: a stratified share of the pool, val
+    unchanged. The shifted copies some versions add come from `version_shifted`."""
     name = version_name(version)
     if name not in params.versions:
         known = ", ".join(sorted(params.versions))
@@ -64,14 +67,26 @@ def version_splits(params: DataParams, version: str | int) -> tuple[Split, Split
     keep = []
     for label in np.unique(pool.labels):
         rows = rng.permutation(np.flatnonzero(pool.labels == label))
-        keep.append(rows[: round(len(rows) * params.versions[name])])
+        keep.append(rows[: round(len(rows) * params.versions[name].pool)])
     return pool.take(np.sort(np.concatenate(keep))), val
 
 
-def write_split(split: Split, split_dir: Path) -> None:
-    """Write `<digit>/<id>.png` files for one split."""
+def version_shifted(params: DataParams, version: str | int) -> Split | None:
+    """The labelled shifted digits a version adds to its train split, or None if it adds none.
+
+    They are shifted copies of the version's own training digits: a shifted val digit in
+    train would be that val digit seen in disguise, and val would overrate the model.
+    """
+    train, _ = version_splits(params, version)
+    if not params.versions[version_name(version)].include_shifted:
+        return None
+    return shifted_sample(train, params.shifted_train)
+
+
+def write_split(split: Split, split_dir: Path, prefix: str = "") -> None:
+    """Write `<digit>/<prefix><id>.png` files for one split."""
     for image, label, sample_id in zip(split.images, split.labels, split.ids, strict=True):
-        path = split_dir / str(label) / f"{sample_id:04d}.png"
+        path = split_dir / str(label) / f"{prefix}{sample_id:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(to_png_bytes(image))
 
@@ -79,10 +94,13 @@ def write_split(split: Split, split_dir: Path) -> None:
 def build_version(params: DataParams, version: str | int, out_dir: Path) -> Path:
     """Write a version as `out_dir/train` and `out_dir/val` (out_dir must be new or empty)."""
     train, val = version_splits(params, version)
+    shifted = version_shifted(params, version)
     out_dir.mkdir(parents=True, exist_ok=True)
     if any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty: build a version into a new folder")
     write_split(train, out_dir / "train")
+    if shifted is not None:
+        write_split(shifted, out_dir / "train", prefix=SHIFTED_PREFIX)
     write_split(val, out_dir / "val")
     return out_dir
 
@@ -125,10 +143,25 @@ def shift_images(images: np.ndarray, params: ShiftParams) -> np.ndarray:
     return np.stack(shifted).reshape(len(images), SIDE * SIDE)
 
 
-def shifted_batch(params: DataParams) -> Split:
-    """A drifted batch drawn from the val split (so its labels are known and unseen in training)."""
+def shifted_sample(split: Split, params: ShiftParams) -> Split:
+    """`params.size` digits of `split` (all, if it holds fewer), picked by the seed, shifted."""
+    rng = np.random.default_rng(params.seed)
+    rows = np.sort(rng.choice(len(split), size=min(params.size, len(split)), replace=False))
+    picked = split.take(rows)
+    return Split(shift_images(picked.images, params), picked.labels, picked.ids)
+
+
+def shifted_batch(params: DataParams, seed: int | None = None) -> Split:
+    """A drifted batch drawn from the val split (so its labels are known and unseen in training).
+
+    `seed` replaces `shift.seed` for another batch made the same way: see `fresh_shifted_batch`.
+    """
     _, val = source_splits(params)
-    rng = np.random.default_rng(params.shift.seed)
-    rows = np.sort(rng.choice(len(val), size=min(params.shift.size, len(val)), replace=False))
-    picked = val.take(rows)
-    return Split(shift_images(picked.images, params.shift), picked.labels, picked.ids)
+    spec = params.shift if seed is None else params.shift.model_copy(update={"seed": seed})
+    return shifted_sample(val, spec)
+
+
+def fresh_shifted_batch(params: DataParams) -> Split:
+    """A second drifted batch (`shift.fresh_seed`), other draws of the same transform: no model
+    trains on it and no setting was chosen by it, so it measures how well models handle drift."""
+    return shifted_batch(params, seed=params.shift.fresh_seed)

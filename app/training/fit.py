@@ -12,7 +12,8 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score, log_loss, recall_score
 from torch import nn
 
-from app.config import TrainParams
+from app.config import AugmentParams, TrainParams
+from app.data.images import MAX_VALUE, SIDE
 from app.training.models import (
     CLASSES,
     Classifier,
@@ -32,6 +33,7 @@ class TrainResult:
     classifier: Classifier
     history: list[dict[str, float]]  # one row of metrics per epoch
     seconds: float
+    augmented: bool = False  # trained on augmented digits (see `for_data_version`)
 
 
 @dataclass
@@ -97,6 +99,34 @@ def deterministic_torch(seed: int, threads: int) -> Iterator[None]:
         torch.set_num_threads(was_threads)
 
 
+def augment(
+    images: torch.Tensor, params: AugmentParams, generator: torch.Generator
+) -> torch.Tensor:
+    """Drift-like versions of some digits (n x 1 x 8 x 8, 0..1), the kind `shift_images` makes:
+    a `probability` share of them turned, sometimes thickened, and noised; the rest as they are.
+
+    Batched torch ops, so a whole epoch costs milliseconds; every draw comes from `generator`.
+    """
+    n = len(images)
+    changed = torch.rand(n, generator=generator) < params.probability
+    thicken = torch.rand(n, generator=generator) < params.thicken
+    angles = torch.deg2rad((torch.rand(n, generator=generator) * 2 - 1) * params.rotate_degrees)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros(n)
+    # Rotation about the centre, bilinear, as ndimage.rotate(order=1, mode="constant") does it:
+    # a pixel whose source falls outside the outer pixel centres is blank, not half-blended.
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    out = nn.functional.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+    inside = (grid.abs() <= 1 - 1 / SIDE + 1e-6).all(dim=-1).unsqueeze(1)
+    out = out * inside
+    # A 2x2 max over each pixel and its lower-right neighbours: ndimage.grey_dilation(2x2).
+    thick = nn.functional.max_pool2d(nn.functional.pad(out, (0, 1, 0, 1)), 2, stride=1)
+    out = torch.where(thicken.view(-1, 1, 1, 1), thick, out)
+    noise = torch.randn(images.shape, generator=generator) * (params.noise_std / MAX_VALUE)
+    out = (out + noise).clamp(0, 1)
+    return torch.where(changed.view(-1, 1, 1, 1), out, images)
+
+
 def train_cnn(params: TrainParams, train, val, on_epoch: EpochCallback) -> Classifier:
     """Mini-batch AdamW with a one-cycle learning rate; metrics after every epoch.
 
@@ -115,13 +145,16 @@ def train_cnn(params: TrainParams, train, val, on_epoch: EpochCallback) -> Class
             optimizer, max_lr=cnn.learning_rate, total_steps=cnn.epochs * batches
         )
         shuffler = torch.Generator().manual_seed(params.seed)
+        # A generator of its own: the batches are the same with augmentation on or off.
+        augmenter = torch.Generator().manual_seed(params.seed)
         for epoch in range(cnn.epochs):
             network.train()
             order = torch.randperm(len(labels), generator=shuffler)
+            seen = augment(images, cnn.augment, augmenter) if cnn.augment else images
             loss_sum, correct = 0.0, 0
             for rows in order.split(cnn.batch_size):
                 optimizer.zero_grad()
-                logits = network(images[rows])
+                logits = network(seen[rows])
                 loss = nn.functional.cross_entropy(logits, labels[rows])
                 loss.backward()
                 optimizer.step()
@@ -139,16 +172,32 @@ def train_cnn(params: TrainParams, train, val, on_epoch: EpochCallback) -> Class
 TRAINERS = {"baseline": train_baseline, "cnn": train_cnn}
 
 
+def for_data_version(params: TrainParams, data_version: str | None) -> TrainParams:
+    """The params a model of `data_version` trains with: the CNN augments only the versions
+    `train.cnn.augment.versions` lists (so v1 and v2 models stay as they always were)."""
+    augment = params.cnn.augment
+    if augment is None or data_version in augment.versions:
+        return params
+    return params.model_copy(update={"cnn": params.cnn.model_copy(update={"augment": None})})
+
+
 def train(
     family: str,
     params: TrainParams,
     train_data: tuple[np.ndarray, np.ndarray],
     val_data: tuple[np.ndarray, np.ndarray],
     on_epoch: EpochCallback | None = None,
+    data_version: str | None = None,
 ) -> TrainResult:
-    """Train one family; `on_epoch(epoch, metrics)` sees every epoch's loss and accuracy."""
+    """Train one family; `on_epoch(epoch, metrics)` sees every epoch's loss and accuracy.
+
+    `data_version` names the data (as data.dvc does, e.g. "v3"): it decides whether the CNN
+    augments (`for_data_version`); without it, nothing is augmented.
+    """
     if family not in TRAINERS:
         raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    params = for_data_version(params, data_version)
+    augmented = family == "cnn" and params.cnn.augment is not None
     history: list[dict[str, float]] = []
 
     def record(epoch: int, metrics: dict[str, float]) -> None:
@@ -158,4 +207,4 @@ def train(
 
     started = time.perf_counter()
     classifier = TRAINERS[family](params, train_data, val_data, record)
-    return TrainResult(family, classifier, history, time.perf_counter() - started)
+    return TrainResult(family, classifier, history, time.perf_counter() - started, augmented)

@@ -24,7 +24,7 @@ from app.data.images import SIDE, load_split
 from app.data.validate import check
 from app.log import quiet_mlflow
 from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
-from app.training.fit import Evaluation, TrainResult, evaluate, train
+from app.training.fit import Evaluation, TrainResult, evaluate, for_data_version, train
 from app.training.models import DRIFT_REFERENCE, FINGERPRINT, fingerprint, save_classifier
 
 log = logging.getLogger(__name__)
@@ -152,9 +152,12 @@ def param_section(family: str) -> str:
     return "baseline" if family == "baseline" else "cnn"
 
 
-def family_params(params: Params, family: str) -> dict[str, object]:
-    """The params that shaped one family's run, flat, as MLflow shows them."""
-    own = getattr(params.train, param_section(family))
+def family_params(
+    params: Params, family: str, data_version: str | None = None
+) -> dict[str, object]:
+    """The params that shaped one family's run on `data_version`, flat, as MLflow shows them
+    (the CNN's `augment` is None on the versions it does not augment)."""
+    own = getattr(for_data_version(params.train, data_version), param_section(family))
     return {"family": family, "seed": params.train.seed, "threads": params.train.threads} | {
         key: str(value) if isinstance(value, tuple) else value
         for key, value in own.model_dump().items()
@@ -190,13 +193,14 @@ def train_and_log(
     run_name = "-".join(part for part in (family, label, tags["data_version"]) if part)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
-        mlflow.log_params(family_params(params, family))
+        mlflow.log_params(family_params(params, family, tags["data_version"]))
         result: TrainResult = train(
             family,
             params.train,
             train_data,
             val_data,
             on_epoch=lambda epoch, metrics: mlflow.log_metrics(metrics, step=epoch),
+            data_version=tags["data_version"],
         )
         evaluation = evaluate(result.classifier, *val_data)
         metrics = evaluation.as_metrics() | {"train_seconds": result.seconds}

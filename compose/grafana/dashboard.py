@@ -287,11 +287,40 @@ def model_service() -> dashboard.Dashboard:
         .color_mode(common.BigValueColorMode.NONE)
         .span(4)
         .height(8),
+        # The loop: retrains the watcher (or `make retrain`) ran, and what the gate decided.
+        timeseries_panel(
+            "Retrains",
+            "Retrains by decision: promoted (a new champion), rejected by the gate, skipped (the "
+            "data was already judged: an alert or a poll without new data), failed (bad data, "
+            "MLflow down). Bad: failures, or drift alerts that no promotion follows.",
+            units.Short,
+            query(f"sum by (decision) (increase(retrain_runs_total[{RATE}]))", "{{decision}}"),
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .override_by_name("failed", [RED])
+        .axis_label("retrains")
+        .decimals(0)
+        .min(0)
+        .span(16)
+        .height(8),
+        stat_panel(
+            "Last retrain duration",
+            "How long the last retrain took, from the data check to the gate's decision.",
+            query("retrain_last_duration_seconds"),
+        )
+        .unit(units.Seconds)
+        .decimals(1)
+        .color_mode(common.BigValueColorMode.NONE)
+        .span(8)
+        .height(8),
     ]
     builder = (
         dashboard.Dashboard("Model service")
         .uid("model-service")
-        .description("The model API: traffic, errors, latency, predictions, model and drift.")
+        .description(
+            "The model API: traffic, errors, latency, predictions, model, drift and retrains."
+        )
         .tags(["mlops-workbook"])
         .refresh("5s")
         .time("now-15m", "now")

@@ -1,9 +1,9 @@
 """Monitoring for real: Prometheus scrapes the API, alerts reach Alertmanager and the alert log,
 and every query behind a dashboard panel or an alert rule returns data.
 
-A stack of its own (free ports, temporary state): the real API, Prometheus, Alertmanager and
-alert log, on the session's MLflow server. Scrapes and evaluations come every 5 s
-(compose/prometheus/prometheus.yml), so the waits here are seconds.
+A stack of its own (free ports, temporary state): the real API, the retraining watcher,
+Prometheus, Alertmanager and alert log, on the session's MLflow server. Scrapes and
+evaluations come every 5 s (compose/prometheus/prometheus.yml), so the waits here are seconds.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_every_alert_rule_becomes_a_bool_query():
 
 def own_ports(server: Settings, state_dir: Path) -> Settings:
     """The session's MLflow, a model name of its own, free ports for everything else."""
-    ports = ("api", "prometheus", "alertmanager", "alert_log")
+    ports = ("api", "prometheus", "alertmanager", "alert_log", "retrainer")
     return isolated(server).model_copy(
         update={f"{name}_port": free_port() for name in ports}
         | {"api_poll_seconds": 1.0, "state_dir": state_dir}
@@ -137,7 +137,8 @@ def monitored(server, params, tmp_path_factory):
     settings = own_ports(server, tmp_path_factory.mktemp("monitored"))
     champion_of(settings, params)
     try:
-        stack.start(settings, stack.service(settings, "api"))
+        for name in ("api", "retrainer"):  # the retrainer: the dashboard's retrain panels
+            stack.start(settings, stack.service(settings, name))
         start_monitoring(settings)
         yield settings
     finally:

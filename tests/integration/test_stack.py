@@ -12,8 +12,8 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.integration
 
 
-SERVICES = ["mlflow", "api", "alert-log", "alertmanager", "prometheus"]
-PORTS = ["mlflow", "api", "alert_log", "alertmanager", "prometheus", "grafana"]
+SERVICES = ["mlflow", "api", "retrainer", "alert-log", "alertmanager", "prometheus"]
+PORTS = ["mlflow", "api", "retrainer", "alert_log", "alertmanager", "prometheus", "grafana"]
 
 
 def test_up_twice_status_and_reset(tmp_path):
@@ -23,21 +23,22 @@ def test_up_twice_status_and_reset(tmp_path):
         _env_file=None,
     )
     try:
-        assert [s.name for s in stack.up(settings)][:5] == SERVICES  # and Grafana, if installed
+        assert [s.name for s in stack.up(settings)][:6] == SERVICES  # and Grafana, if installed
         assert stack.up(settings) == []  # already healthy: nothing started twice
         status = stack.status(settings)
-        assert status[:5] == [
+        assert status[:6] == [
             ("mlflow", "healthy", f"http://127.0.0.1:{settings.mlflow_port}"),
             ("api", "healthy", f"http://127.0.0.1:{settings.api_port}/docs"),
+            ("retrainer", "healthy", f"http://127.0.0.1:{settings.retrainer_port}/status"),
             ("alert-log", "healthy", f"http://127.0.0.1:{settings.alert_log_port}/alerts"),
             ("alertmanager", "healthy", f"http://127.0.0.1:{settings.alertmanager_port}"),
             ("prometheus", "healthy", f"http://127.0.0.1:{settings.prometheus_port}"),
         ]
         # Without Grafana (no package here), status says so and how to get it.
         if stack.find_program("grafana", "grafana-server") is None:
-            assert status[5][:2] == ("grafana", "not installed") and "compose" in status[5][2]
+            assert status[6][:2] == ("grafana", "not installed") and "compose" in status[6][2]
         else:
-            assert status[5][:2] == ("grafana", "healthy")
+            assert status[6][:2] == ("grafana", "healthy")
         assert (settings.state_dir / "mlflow.pid").exists()
         assert (settings.state_dir / "mlflow" / "mlflow.db").exists()
         # No champion in a new registry: the API is alive but says it is not ready, and why.
@@ -46,7 +47,7 @@ def test_up_twice_status_and_reset(tmp_path):
     finally:
         stack.reset(settings)
     assert not settings.state_dir.exists()  # registry, runs and logs are gone: a fresh start
-    assert [state for _, state, _ in stack.status(settings)][:5] == ["stopped"] * 5
+    assert [state for _, state, _ in stack.status(settings)][:6] == ["stopped"] * 6
     for name in PORTS:
         assert not stack.port_in_use(settings.host, getattr(settings, f"{name}_port"))
 

@@ -1,0 +1,1 @@
+"""Retraining stage: a new data version (or a drift alert) in, a gated new champion out."""

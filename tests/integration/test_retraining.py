@@ -1,0 +1,201 @@
+"""Retraining with real parts: a git + DVC repository, a real MLflow server, the real API and
+the watcher as processes. New data is trained, gated and served; anything else changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import httpx
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from app import stack
+from app.config import Settings
+from app.data import switch_version
+from app.data.dvc import dvc
+from app.data.validate import DataValidationError
+from app.registry import CHAMPION, version_by_alias
+from app.retraining.run import RetrainBusy, read_history, retrain, retrain_lock
+from app.training import MlflowUnavailable
+from tests.conftest import free_port, isolated
+
+pytestmark = pytest.mark.integration
+
+
+def commit(settings: Settings, message: str) -> None:
+    for args in (["add", "data.dvc", ".gitignore"], ["commit", "--quiet", "-m", message]):
+        subprocess.run(["git", *args], cwd=settings.root, check=True)
+
+
+@pytest.fixture
+def repo(server, dvc_repo, params, tmp_path) -> Settings:
+    """A git + DVC repository with v1 committed, its own registry name, state and API port."""
+    settings = isolated(server).model_copy(
+        update={
+            "root": dvc_repo.root,
+            "dvc_remote_url": dvc_repo.dvc_remote_url,
+            "state_dir": tmp_path / "state",
+            "api_port": free_port(),
+            "retrainer_port": free_port(),
+            "api_poll_seconds": 1.0,
+            "retrain_poll_seconds": 1.0,
+        }
+    )
+    switch_version(settings, params, 1)
+    commit(settings, "data v1")
+    return settings
+
+
+def versions(settings: Settings) -> list[str]:
+    found = MlflowClient().search_model_versions(f"name = '{settings.model_name}'")
+    return sorted(v.version for v in found)
+
+
+def test_new_data_is_trained_gated_and_promoted_and_the_same_data_is_skipped(repo, params):
+    first = retrain(repo, params)
+    assert (first.decision, first.champion_before, first.champion_after) == ("promoted", None, "1")
+    assert first.data_version == "v1" and first.metrics["val_accuracy"] >= 0.95
+    again = retrain(repo, params)
+    assert again.decision == "skipped" and "trained the champion, v1" in again.reason
+    assert versions(repo) == ["1"]  # nothing registered twice
+    switch_version(repo, params, 2)
+    newer = retrain(repo, params, trigger="data")
+    assert (newer.decision, newer.champion_before, newer.champion_after) == ("promoted", "1", "2")
+    assert version_by_alias(repo, CHAMPION).version == "2"
+    history = read_history(repo)
+    assert [r["decision"] for r in history] == ["promoted", "skipped", "promoted"]
+    assert history[-1]["trigger"] == "data" and history[-1]["seconds"] > 0
+
+
+def test_bad_data_stops_the_retrain_and_changes_nothing(repo, params):
+    retrain(repo, params)
+    (repo.data_dir / "train" / "3" / "broken.png").write_bytes(b"not a png")
+    dvc("add", "data", repo=repo.root)  # committed to DVC, so only validation can stop it
+    with pytest.raises(DataValidationError):
+        retrain(repo, params)
+    assert version_by_alias(repo, CHAMPION).version == "1" and versions(repo) == ["1"]
+    failed = read_history(repo)[-1]
+    assert failed["decision"] == "failed" and "DataValidationError" in failed["reason"]
+
+
+def test_data_that_does_not_match_data_dvc_is_refused(repo, params):
+    retrain(repo, params)
+    switch_version(repo, params, 2)
+    shutil.rmtree(repo.data_dir / "train" / "7")  # data/ no longer what data.dvc pins
+    with pytest.raises(Exception, match="does not match data.dvc"):
+        retrain(repo, params)
+    assert versions(repo) == ["1"]
+
+
+def test_a_second_retrain_exits_at_once_naming_the_first(repo, params):
+    with retrain_lock(repo):
+        with pytest.raises(RetrainBusy, match=r"another retrain is running \(pid \d+"):
+            retrain(repo, params)
+        done = subprocess.run(
+            [sys.executable, "-m", "app.retraining"],
+            env={**stack.settings_env(repo), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 75, done.stderr
+    assert "another retrain is running" in done.stderr
+    assert read_history(repo) == []  # a refused call records nothing
+
+
+def test_mlflow_down_is_a_clear_error_and_nothing_is_registered(repo, params):
+    down = repo.model_copy(update={"mlflow_port": free_port()})
+    with pytest.raises(MlflowUnavailable, match="MLflow is not reachable"):
+        retrain(down, params)
+    assert read_history(repo)[-1]["decision"] == "failed"
+    assert versions(repo) == []
+
+
+def client_loop(url: str, stop: threading.Event, seen: Counter, failures: list, row) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            answer = client.post("/predict", json={"instances": [row]})
+            if answer.status_code == 200:
+                seen[answer.json()["model"]["version"]] += 1
+            else:
+                failures.append((answer.status_code, answer.text))
+            time.sleep(0.01)
+
+
+def test_a_committed_data_version_is_served_with_no_failed_request(repo, params, v1_arrays):
+    """The whole loop with processes: commit v2 → the watcher retrains → the API swaps."""
+    retrain(repo, params)  # v1 champion
+    api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
+    stack.start(repo, api)
+    stack.start(repo, watcher)
+    url = f"http://{repo.host}:{repo.api_port}"
+    stop, seen, failures = threading.Event(), Counter(), []
+    row = v1_arrays[1][0][0].tolist()
+    client = threading.Thread(target=client_loop, args=(url, stop, seen, failures, row))
+    client.start()
+    try:
+        time.sleep(2)  # the watcher has noted HEAD (v1) as its baseline
+        switch_version(repo, params, 2)
+        commit(repo, "data v2")
+        committed = time.monotonic()
+        while httpx.get(f"{url}/model").json()["version"] != "2":
+            assert time.monotonic() - committed < 180, httpx.get(f"{repo.retrainer_url}/status")
+            time.sleep(0.5)
+        served_after = time.monotonic() - committed
+        time.sleep(1)
+    finally:
+        stop.set()
+        client.join()
+        stack.stop(repo, watcher)
+        stack.stop(repo, api)
+    print(f"commit of data v2 -> new model served: {served_after:.1f} s")
+    assert failures == [] and seen["1"] > 0 and seen["2"] > 0, (failures, seen)
+    last = read_history(repo)[-1]
+    assert (last["trigger"], last["decision"], last["data_version"]) == ("data", "promoted", "v2")
+
+
+def test_the_watcher_checks_at_once_on_an_alert_and_exports_what_it_did(repo, params):
+    retrain(repo, params)
+    watcher = stack.service(repo, "retrainer")
+    stack.start(repo, watcher)
+    try:
+        alert = {
+            "version": "4",
+            "status": "firing",
+            "receiver": "alert-log",
+            "groupKey": "{}",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "InputDrift"},
+                    "startsAt": "2026-11-28T18:00:00Z",
+                }
+            ],
+        }
+        answer = httpx.post(f"{repo.retrainer_url}/alerts", json=alert)
+        assert answer.json() == {"checking": True}
+        deadline = time.monotonic() + 60
+        while read_history(repo)[-1]["trigger"] != "alert:InputDrift":
+            assert time.monotonic() < deadline, httpx.get(f"{repo.retrainer_url}/status").json()
+            time.sleep(0.5)
+        assert read_history(repo)[-1]["decision"] == "skipped"  # drift alone: no new data
+        metrics = httpx.get(f"{repo.retrainer_url}/metrics").text
+        assert (
+            'retrain_alerts_received_total{alertname="InputDrift",status="firing"} 1.0' in metrics
+        )
+        assert 'retrain_last_decision{decision="skipped"} 1.0' in metrics
+        assert 'retrain_runs_total{decision="promoted"} 1.0' in metrics
+        bad = httpx.post(f"{repo.retrainer_url}/alerts", json={"alerts": "nope"})
+        assert bad.status_code == 422
+    finally:
+        stack.stop(repo, watcher)
+    log = stack.log_file(repo, watcher).read_text().splitlines()
+    assert all(json.loads(line) for line in log)  # JSON lines only
+    assert np.any(["alert received" in line for line in log])
