@@ -13,13 +13,16 @@ import time
 from collections import Counter
 
 import httpx
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import stack
 from app.config import Settings
 from app.data import switch_version
+from app.data.build import fresh_shifted_batch, shifted_batch
 from app.data.dvc import dvc
 from app.data.validate import DataValidationError
 from app.registry import CHAMPION, version_by_alias
@@ -199,3 +202,48 @@ def test_the_watcher_checks_at_once_on_an_alert_and_exports_what_it_did(repo, pa
     log = stack.log_file(repo, watcher).read_text().splitlines()
     assert all(json.loads(line) for line in log)  # JSON lines only
     assert np.any(["alert received" in line for line in log])
+
+
+def drift_score_after(url: str, images: np.ndarray) -> float:
+    """Send digits one per request, as users do; the API's drift score once they are in."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for row in images:
+            assert client.post("/predict", json={"instances": [row.tolist()]}).status_code == 200
+        metrics = text_string_to_metric_families(client.get("/metrics").text)
+    return next(f.samples[0].value for f in metrics if f.name == "api_input_drift_score")
+
+
+def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits(repo, params):
+    """Drift fires under v1's champion → the shifted digits, labelled, become data v3 → the
+    watcher retrains → the new champion reads fresh shifted digits it never saw."""
+    retrain(repo, params)
+    api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
+    url = f"http://{repo.host}:{repo.api_port}"
+    shifted, fresh = shifted_batch(params.data), fresh_shifted_batch(params.data)
+    try:
+        stack.start(repo, api)
+        stack.start(repo, watcher)
+        before = drift_score_after(url, shifted.images)
+        switch_version(repo, params, 3)
+        commit(repo, "data v3: v2 and the labelled shifted digits")
+        deadline = time.monotonic() + 180
+        while httpx.get(f"{url}/model").json()["version"] == "1":
+            assert time.monotonic() < deadline, httpx.get(f"{repo.retrainer_url}/status").json()
+            time.sleep(0.5)
+        after = drift_score_after(url, shifted.images)
+        answer = httpx.post(f"{url}/predict", json={"instances": fresh.images.tolist()}).json()
+    finally:
+        stack.stop(repo, watcher)
+        stack.stop(repo, api)
+    new_accuracy = np.mean([p["digit"] for p in answer["predictions"]] == fresh.labels)
+    old = mlflow.pyfunc.load_model(f"models:/{repo.model_name}/1").predict(
+        fresh.images.astype(np.float32)
+    )
+    old_accuracy = np.mean(old["digit"].to_numpy() == fresh.labels)
+    print(
+        f"shifted traffic's drift score: {before:.3f} under v1's champion, {after:.3f} under "
+        f"v3's; fresh shifted digits: {old_accuracy:.3f} -> {new_accuracy:.3f}"
+    )
+    assert before > params.monitoring.drift_threshold and after < before
+    assert new_accuracy >= 0.90 and old_accuracy < 0.75
+    assert read_history(repo)[-1]["data_version"] == "v3"
