@@ -86,8 +86,8 @@ def test_grafana_runs_natively_with_compose_s_provisioning_when_installed(tmp_pa
     env = grafana.prepare()
     assert env["GF_PATHS_PROVISIONING"] == str(REPO_ROOT / "compose" / "grafana" / "provisioning")
     assert env["GRAFANA_DASHBOARDS_DIR"] == str(REPO_ROOT / "compose" / "grafana" / "dashboards")
-    assert env["PROMETHEUS_URL"] == "http://127.0.0.1:9090"
-    assert env["GF_SERVER_HTTP_PORT"] == "3000"
+    assert env["PROMETHEUS_URL"] == settings.prometheus_url
+    assert env["GF_SERVER_HTTP_PORT"] == str(settings.grafana_port)
     password = env["GF_SECURITY_ADMIN_PASSWORD"]
     assert len(password) >= 24 and grafana.prepare()["GF_SECURITY_ADMIN_PASSWORD"] == password
     assert (settings.state_dir / "grafana-admin-password").stat().st_mode & 0o077 == 0
