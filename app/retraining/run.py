@@ -1,7 +1,7 @@
 """One retrain: when the pinned data version is new, train, log, gate and maybe promote.
 
-"New" means the registry has not judged it yet: it is neither the data of the champion nor
-that of a challenger the gate refused. Retraining the same data again would only add runs (a
+"New" means the registry has not judged it yet: it is not the data of the champion, nor of any
+version the gate promoted (since retired) or refused. Retraining the same data again would only add runs (a
 watcher polls all day), so such a call records "skipped" and changes nothing; `force` retrains
 anyway. Every call, skipped and failed ones too, appends one JSON record to
 `state_dir/retraining/history.jsonl`: what the watcher exports to Prometheus.
@@ -77,14 +77,16 @@ def read_history(settings: Settings) -> list[dict]:
 
 
 def judged_data(client: MlflowClient, name: str, champion: str | None) -> dict[str, str]:
-    """Data md5 -> what the registry made of it: the champion's, and refused challengers'."""
+    """Data md5 -> what the registry made of it: every data version the gate has judged
+    (promoted, even if since retired, or refused), and the champion's."""
     judged = {}
     for version in client.search_model_versions(f"name = '{name}'"):
         md5 = client.get_run(version.run_id).data.tags.get("data_md5")
         if version.version == champion:
             judged[md5] = f"trained the champion, v{version.version}"
-        elif version.tags.get("gate.decision") == "rejected":
-            judged.setdefault(md5, f"refused by the gate as v{version.version}")
+        elif decision := version.tags.get("gate.decision"):
+            outcome = "refused by the gate" if decision == "rejected" else "promoted once"
+            judged.setdefault(md5, f"{outcome} as v{version.version}")
     return judged
 
 
