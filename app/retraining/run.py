@@ -1,9 +1,9 @@
 """One retrain: when the pinned data version is new, train, log, gate and maybe promote.
 
 "New" means the registry has not judged it yet: it is not the data of the champion, nor of any
-version the gate promoted (since retired) or refused. Retraining the same data again would only add runs (a
-watcher polls all day), so such a call records "skipped" and changes nothing; `force` retrains
-anyway. Every call, skipped and failed ones too, appends one JSON record to
+version the gate promoted (since retired) or refused. Retraining the same data again would only
+add runs (a watcher polls all day), so such a call records "skipped" and changes nothing;
+`force` retrains anyway. Every call, skipped and failed ones too, appends one JSON record to
 `state_dir/retraining/history.jsonl`: what the watcher exports to Prometheus.
 
 A lock (`state_dir/retraining/lock`) lets one retrain run at a time. A second one does not
