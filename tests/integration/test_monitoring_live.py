@@ -183,7 +183,7 @@ def test_val_traffic_stays_below_the_threshold_and_shifted_digits_fire_the_alert
     assert traffic["alert"]["annotations"]["summary"].startswith("Input drift score 0.")
 
 
-def test_the_drift_alert_reaches_alertmanager_and_the_alert_log(traffic, monitored):
+def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(traffic, monitored):
     def in_alertmanager():
         alerts = httpx.get(f"{monitored.alertmanager_url}/api/v2/alerts").json()
         return [a for a in alerts if a["labels"]["alertname"] == "InputDrift"]
@@ -204,6 +204,12 @@ def test_the_drift_alert_reaches_alertmanager_and_the_alert_log(traffic, monitor
     log = stack.log_file(monitored, stack.service(monitored, "alert-log")).read_text()
     lines = [json.loads(line) for line in log.splitlines()]
     assert any(line.get("alertname") == "InputDrift" for line in lines)
+
+    def at_the_retrainer():  # Alertmanager's second webhook: the retraining watcher
+        metrics = httpx.get(f"{monitored.retrainer_url}/metrics").text
+        return 'retrain_alerts_received_total{alertname="InputDrift",status="firing"}' in metrics
+
+    assert wait_for(at_the_retrainer, 30, "the retraining watcher to receive the alert")
 
 
 @pytest.mark.parametrize("title, promql", dashboard_queries())
