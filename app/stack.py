@@ -114,6 +114,18 @@ def native_config(settings: Settings, source: Path) -> Path:
     return target
 
 
+def alertmanager_prepare(settings: Settings) -> dict[str, str]:
+    """Its native config, and no memory of what it notified before the stack stopped.
+
+    Prometheus forgets its alerts when it stops; an Alertmanager that remembered notifying one
+    would stay silent when the same alert fires again after a restart (for `repeat_interval`,
+    4 h). Its silences live in another file and are kept.
+    """
+    native_config(settings, COMPOSE / "alertmanager" / "alertmanager.yml")
+    (settings.state_dir / "alertmanager" / "data" / "nflog").unlink(missing_ok=True)
+    return {}
+
+
 def writes_native_config(settings: Settings, source: Path) -> Callable[[], dict[str, str]]:
     """A `prepare` step that writes the native copy of a compose config (no extra env)."""
 
@@ -217,7 +229,7 @@ def monitoring_services(settings: Settings) -> list[Service]:
             port=settings.alertmanager_port,
             health_url=f"{settings.alertmanager_url}/-/ready",
             url=settings.alertmanager_url,
-            prepare=writes_native_config(settings, COMPOSE / "alertmanager" / "alertmanager.yml"),
+            prepare=lambda: alertmanager_prepare(settings),
             install_hint="apt-get install prometheus-alertmanager "
             "(macOS: brew install alertmanager)",
         ),
