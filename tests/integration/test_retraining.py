@@ -26,7 +26,7 @@ from app.data.build import fresh_shifted_batch, shifted_batch
 from app.data.dvc import dvc
 from app.data.validate import DataValidationError
 from app.registry import CHAMPION, version_by_alias
-from app.retraining.run import RetrainBusy, read_history, retrain, retrain_lock
+from app.retraining.run import FAILURES, RetrainBusy, read_history, retrain, retrain_lock
 from app.training import MlflowUnavailable
 from tests.conftest import free_port, isolated
 
@@ -247,3 +247,39 @@ def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits
     assert before > params.monitoring.drift_threshold and after < before
     assert new_accuracy >= 0.90 and old_accuracy < 0.75
     assert read_history(repo)[-1]["data_version"] == "v3"
+
+
+def test_mlflow_stopping_during_a_retrain_fails_it_and_registers_nothing(repo, params, tmp_path):
+    """MLflow dies while the retrain trains: a clear failure, a record, no version at all."""
+    own = repo.model_copy(update={"mlflow_port": free_port(), "state_dir": tmp_path / "own"})
+    mlflow_service = stack.service(own, "mlflow")
+    stack.start(own, mlflow_service)
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(retrain(own, params))
+        except Exception as error:  # noqa: BLE001 (what it raised is the point)
+            outcome.append(error)
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        client = MlflowClient(tracking_uri=own.mlflow_uri)
+        deadline = time.monotonic() + 60
+        while not client.search_runs(
+            ["0", *[e.experiment_id for e in client.search_experiments()]]
+        ):
+            assert time.monotonic() < deadline, "no run was started"
+            time.sleep(0.2)
+        stack.stop(own, mlflow_service)  # mid-training: a run exists, nothing is registered
+        worker.join(timeout=120)
+        (error,) = outcome
+        assert isinstance(error, FAILURES), repr(error)
+        failed = read_history(own)[-1]
+        assert failed["decision"] == "failed" and failed["champion_after"] is None
+        print(f"retrain with MLflow stopped mid-way: {failed['reason'][:160]}")
+        stack.start(own, mlflow_service)
+        assert MlflowClient(tracking_uri=own.mlflow_uri).search_registered_models() == []
+    finally:
+        stack.stop(own, mlflow_service)
