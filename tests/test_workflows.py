@@ -30,5 +30,5 @@ def test_retrain_runs_make_retrain_with_no_secret_and_read_only_access():
     (job,) = workflow["jobs"].values()
     commands = [step.get("run", "") for step in job["steps"]]
     assert any(command.startswith("make retrain") for command in commands)
-    code = [line for line in (WORKFLOWS / "retrain.yml").read_text().splitlines()]
-    assert not [line for line in code if "secrets." in line and not line.lstrip().startswith("#")]
+    lines = (WORKFLOWS / "retrain.yml").read_text().splitlines()
+    assert not [line for line in lines if "secrets." in line and not line.lstrip().startswith("#")]

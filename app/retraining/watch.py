@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 
 import yaml
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"state": watcher.state, "last_retrain": history[-1] if history else None}
 
     @app.get("/metrics", response_class=Response)
-    async def metrics(request: Request) -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")

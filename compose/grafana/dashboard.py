@@ -97,6 +97,26 @@ def timeseries_panel(
     return panel
 
 
+def counts_panel(
+    title: str, description: str, counter: str, by: str, bad: str, axis: str
+) -> timeseries.Panel:
+    """Bars of how much a counter grew per interval, one colour per `by` value; `bad` in red."""
+    return (
+        timeseries_panel(
+            title,
+            description,
+            units.Short,
+            query(f"sum by ({by}) (increase({counter}[{RATE}]))", "{{" + by + "}}"),
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .override_by_name(bad, [RED])
+        .axis_label(axis)
+        .decimals(0)
+        .min(0)
+    )
+
+
 def stat_panel(title: str, description: str, target: prometheus.Dataquery) -> stat.Panel:
     """One big number: the query's current value."""
     return (
@@ -238,19 +258,15 @@ def model_service() -> dashboard.Dashboard:
         .max(1)
         .span(8)
         .height(8),
-        timeseries_panel(
+        counts_panel(
             "Model loads",
             "Model loads by outcome. A success after a promotion is expected. Bad: any failure, "
             "the new champion did not load and the old one still serves (ModelLoadFailed).",
-            units.Short,
-            query(f"sum by (outcome) (increase(api_model_loads_total[{RATE}]))", "{{outcome}}"),
+            "api_model_loads_total",
+            by="outcome",
+            bad="failure",
+            axis="loads",
         )
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(80)
-        .override_by_name("failure", [RED])
-        .axis_label("loads")
-        .decimals(0)
-        .min(0)
         .span(8)
         .height(8),
         # Do the inputs still look like the training data?
@@ -288,20 +304,16 @@ def model_service() -> dashboard.Dashboard:
         .span(4)
         .height(8),
         # The loop: retrains the watcher (or `make retrain`) ran, and what the gate decided.
-        timeseries_panel(
+        counts_panel(
             "Retrains",
             "Retrains by decision: promoted (a new champion), rejected by the gate, skipped (the "
             "data was already judged: an alert or a poll without new data), failed (bad data, "
             "MLflow down). Bad: failures, or drift alerts that no promotion follows.",
-            units.Short,
-            query(f"sum by (decision) (increase(retrain_runs_total[{RATE}]))", "{{decision}}"),
+            "retrain_runs_total",
+            by="decision",
+            bad="failed",
+            axis="retrains",
         )
-        .draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(80)
-        .override_by_name("failed", [RED])
-        .axis_label("retrains")
-        .decimals(0)
-        .min(0)
         .span(16)
         .height(8),
         stat_panel(
