@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages pip cannot provide. `stack`: Prometheus (and promtool) and Alertmanager (and
 # amtool), which the native stack runs. `browser`: Chromium, for the test that renders the
-# API's /docs page. Installs only what is missing; uses sudo when not root.
+# API's /docs page. `containers`: a Docker engine and compose, for `make compose-test` (and
+# mmdebstrap, which builds a base image where no registry answers). Installs only what is
+# missing; uses sudo when not root.
 set -euo pipefail
 browser_found() {
   for name in chromium chromium-browser google-chrome; do command -v "$name" >/dev/null && return 0; done
@@ -14,13 +16,18 @@ for need in "$@"; do
       command -v promtool >/dev/null || missing+=(prometheus)
       command -v amtool >/dev/null || missing+=(prometheus-alertmanager) ;;
     browser) browser_found || missing+=(chromium) ;;
-    *) echo "usage: $0 [stack] [browser]" >&2; exit 2 ;;
+    containers)
+      command -v dockerd >/dev/null || missing+=(docker.io)
+      { docker compose version || command -v docker-compose; } >/dev/null 2>&1 || missing+=(docker-compose)
+      command -v mmdebstrap >/dev/null || missing+=(mmdebstrap) ;;
+    *) echo "usage: $0 [stack] [browser] [containers]" >&2; exit 2 ;;
   esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
   echo "note: ${missing[*]} missing, and this is not Debian/Ubuntu: install them yourself" >&2
-  echo "      (macOS: brew install prometheus alertmanager; brew install --cask chromium)." >&2
+  echo "      (macOS: brew install prometheus alertmanager; brew install --cask chromium;" >&2
+  echo "      Docker Desktop for the container tests)." >&2
   echo "      Without them, make stack-up stops and names what is missing." >&2
   exit 0
 fi

@@ -21,8 +21,12 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "args",
-    [("check", "config", "prometheus.yml"), ("check", "rules", "rules.yml")],
-    ids=["config", "rules"],
+    [
+        ("check", "config", "prometheus.yml"),
+        ("check", "config", "prometheus.scale.yml"),
+        ("check", "rules", "rules.yml"),
+    ],
+    ids=["config", "scale-config", "rules"],
 )
 def test_promtool_accepts(args):
     done = promtool(*args)

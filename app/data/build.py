@@ -113,6 +113,9 @@ def staging_dir(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-next-", dir=target.parent))
+    # mkdtemp makes it private (0700): data/ must stay readable by other users, the containers'
+    # included (the trainer reads it through a read-only mount, as another user).
+    staging.chmod(0o755)
     try:
         yield staging
     finally:

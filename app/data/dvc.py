@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from dvc_data.hashfile.hash_info import HashInfo
-from dvc_data.hashfile.tree import Tree
 
 from app.config import Params, Settings
 from app.data.build import build_version, replace_dir, staging_dir, version_name
@@ -66,6 +64,10 @@ def write_version_meta(dvc_file: Path, version: str) -> None:
 
 def dir_md5(folder: Path) -> str:
     """DVC's md5 of a folder (`<md5>.dir`), computed without touching any DVC cache."""
+    # Imported here: the API image, which imports this package, carries no DVC.
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
     tree = Tree()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest = hashlib.md5(path.read_bytes()).hexdigest()

@@ -8,11 +8,11 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import mlflow
 import numpy as np
-from matplotlib.figure import Figure
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
@@ -27,13 +27,17 @@ from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
 from app.training.fit import Evaluation, TrainResult, evaluate, for_data_version, train
 from app.training.models import DRIFT_REFERENCE, FINGERPRINT, fingerprint, save_classifier
 
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (not in the API image)
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
 MODEL_NAME_IN_RUN = "model"
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # logged with, and run by, every model
-# What a model needs to load elsewhere: the versions installed here (pinned in pyproject.toml).
+# What a model needs to load elsewhere: the versions installed here (pinned in pyproject.toml);
+# the MLflow client suffices (the API image has no more).
 PIP_REQUIREMENTS = [
     f"{package}=={version(package)}"
-    for package in ("mlflow", "torch", "scikit-learn", "skops", "numpy", "pandas")
+    for package in ("mlflow-skinny", "torch", "scikit-learn", "skops", "numpy", "pandas")
 ]
 
 
@@ -84,6 +88,8 @@ def lineage_tags(settings: Settings, n_train: int, n_val: int) -> dict[str, str]
 
 def confusion_figure(evaluation: Evaluation, title: str) -> Figure:
     """The confusion matrix with counts in every cell."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5, 4.5))
     ax = fig.subplots()
     ax.imshow(evaluation.confusion, cmap="Blues")
@@ -99,6 +105,8 @@ def misclassified_figure(evaluation: Evaluation, features, labels, limit: int = 
     wrong = np.flatnonzero(evaluation.predictions != labels)[:limit]
     columns = max(1, min(8, len(wrong)))
     rows = max(1, -(-len(wrong) // columns))
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(max(3, columns * 1.1), rows * 1.3 + 0.4))
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax in axes:

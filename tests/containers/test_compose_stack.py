@@ -1,0 +1,206 @@
+"""The compose stack as a learner runs it (`docker compose up -d --build`, `docker compose run
+trainer`), built and run by a real Docker engine, checked from the host through its ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from app.compose import Compose
+from app.config import REPO_ROOT, Settings
+from app.data.dvc import read_pin
+from app.data.images import load_split
+from app.registry import CHAMPION
+from app.training.tracking import git_commit
+from tests.containers.conftest import url
+
+pytestmark = pytest.mark.compose
+MODEL = Settings(_env_file=None).model_name
+RULES = REPO_ROOT / "compose" / "prometheus" / "rules.yml"
+
+
+def eventually(check, timeout: float = 30, every: float = 1):
+    """check() until it returns something truthy; fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            assert answer, f"not true within {timeout} s: {check.__name__}"
+            return answer
+        time.sleep(every)
+
+
+def champion():
+    return MlflowClient(url("mlflow")).get_model_version_by_alias(MODEL, CHAMPION)
+
+
+def val_digits() -> tuple[np.ndarray, np.ndarray]:
+    return load_split(REPO_ROOT / "data" / "val")
+
+
+def predict(rows: np.ndarray, timeout: float = 10) -> httpx.Response:
+    body = {"instances": rows.tolist()}
+    return httpx.post(f"{url('api')}/predict", json=body, timeout=timeout)
+
+
+def test_both_compose_versions_accept_the_files(images):
+    """`config` resolves and validates every variable, anchor and override (v1 here)."""
+    Compose(env=images).run("config", "--quiet")
+    scale = (REPO_ROOT / "docker-compose.yml", REPO_ROOT / "compose" / "scale.yml")
+    Compose(files=scale, env=images).run("config", "--quiet")
+
+
+def test_a_missing_password_fails_loudly(images, tmp_path):
+    env = {k: v for k, v in images.items() if k != "WORKBOOK_GRAFANA_ADMIN_PASSWORD"}
+    empty = tmp_path / "empty.env"
+    empty.touch()
+    project = Compose(env=env | {"WORKBOOK_GRAFANA_ADMIN_PASSWORD": ""})
+    output = project.run("--env-file", str(empty), "config", "--quiet", check=False)
+    assert "make setup writes one" in output, output
+
+
+def test_the_trainer_promoted_a_champion_with_its_lineage(stack):
+    version = champion()
+    tags = MlflowClient(url("mlflow")).get_run(version.run_id).data.tags
+    pin = read_pin(REPO_ROOT / "data.dvc")
+    assert (tags["data_version"], tags["data_md5"]) == (pin.version, pin.md5)
+    assert tags["git_commit"] == git_commit(REPO_ROOT)  # the host's, read through the mount
+
+
+def test_the_api_serves_the_champion_exactly(stack):
+    version = champion()
+    model = eventually(
+        lambda: httpx.get(f"{url('api')}/model").json().get("version") == version.version
+    )
+    assert model
+    X, y = val_digits()
+    answer = predict(X)
+    assert answer.status_code == 200, answer.text
+    digits = np.array([p["digit"] for p in answer.json()["predictions"]])
+    logged = MlflowClient(url("mlflow")).get_run(version.run_id).data.metrics["val_accuracy"]
+    assert float(np.mean(digits == y)) == pytest.approx(logged, abs=1e-12)
+
+
+def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
+    def api_up():
+        targets = httpx.get(f"{url('prometheus')}/api/v1/targets").json()["data"]
+        return [t for t in targets["activeTargets"] if t["labels"]["job"] == "api"
+                and t["health"] == "up"]  # fmt: skip
+
+    eventually(api_up)
+    groups = httpx.get(f"{url('prometheus')}/api/v1/rules").json()["data"]["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    written = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    assert loaded == written
+    managers = httpx.get(f"{url('prometheus')}/api/v1/alertmanagers").json()["data"]
+    assert [m["url"] for m in managers["activeAlertmanagers"]] == [
+        "http://alertmanager:9093/api/v2/alerts"
+    ]
+
+
+def test_an_alert_reaches_the_alert_log_through_alertmanager(stack):
+    alert = [{"labels": {"alertname": "ComposeTestAlert", "severity": "info"},
+              "annotations": {"summary": "sent by tests/containers"}}]  # fmt: skip
+    sent = httpx.post(f"{url('alertmanager')}/api/v2/alerts", json=alert)
+    assert sent.status_code == 200, sent.text
+
+    def logged():
+        return "ComposeTestAlert" in httpx.get(f"{url('alert-log')}/alerts").text
+
+    eventually(logged, timeout=45)
+
+
+def test_up_again_changes_nothing(stack):
+    project, services = stack
+    before = {c["Id"]: c["State"]["StartedAt"] for c in project.containers()}
+    project.run("up", "-d", *services)
+    after = {c["Id"]: c["State"]["StartedAt"] for c in project.containers()}
+    assert after == before
+
+
+def test_the_api_comes_back_after_its_process_dies(stack):
+    project, _ = stack
+    (container,) = project.containers("api")
+    X, _ = val_digits()
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                failures.append(predict(X[:5], timeout=2).status_code)
+            except httpx.HTTPError:
+                failures.append(0)
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        project.run("exec", "-T", "api", "sh", "-c", "kill 1")  # the process the image runs
+        project.wait_healthy(["api"], timeout=90)
+        eventually(lambda: predict(X[:5]).status_code == 200)
+    finally:
+        stop.set()
+        sender.join()
+    (restarted,) = project.containers("api")
+    assert restarted["Id"] == container["Id"]
+    assert restarted["RestartCount"] == container["RestartCount"] + 1
+    assert failures[-1] == 200 and 0 in failures  # it was down, and it came back
+
+
+def test_the_api_keeps_serving_while_mlflow_is_down(stack):
+    project, _ = stack
+    X, _ = val_digits()
+    served = httpx.get(f"{url('api')}/model").json()["version"]
+    project.run("stop", "mlflow")
+    try:
+        deadline = time.monotonic() + 12  # more than two of the API's registry polls
+        while time.monotonic() < deadline:
+            assert predict(X[:10]).status_code == 200
+            time.sleep(0.5)
+        assert httpx.get(f"{url('api')}/model").json()["version"] == served
+    finally:
+        project.run("start", "mlflow")
+        project.wait_healthy(["mlflow"])
+
+
+def test_images_carry_only_their_role(stack):
+    project, _ = stack
+
+    def inside(service: str, *command: str) -> str:
+        image = project.containers(service)[0]["Config"]["Image"]
+        run = ["docker", "run", "--rm", "--entrypoint", command[0], image, *command[1:]]
+        done = subprocess.run(run, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    tools = {"jupyterlab", "papermill", "pytest", "nbmake", "testbook", "ipykernel"}
+    for service, absent in {"api": tools | {"dvc", "mlflow"}, "retrainer": tools}.items():
+        listed = inside(service, "pip", "list", "--format=freeze").splitlines()
+        packages = {line.split("==")[0].lower() for line in listed}
+        assert not packages & absent, f"{service} carries {packages & absent}"
+        assert not [p for p in packages if p.startswith("nvidia")], f"{service}: CUDA packages"
+        cuda = inside(service, "python", "-c", "import torch; print(torch.version.cuda)")
+        assert cuda.strip() == "None", f"{service}: torch built for CUDA {cuda}"
+        assert inside(service, "id", "-u").strip() == "10001", f"{service} runs as root"
+
+
+def test_images_are_labelled_and_measured(stack):
+    project, _ = stack
+    for service in ("mlflow", "api", "retrainer"):
+        image = project.containers(service)[0]["Config"]["Image"]
+        inspect = subprocess.run(["docker", "image", "inspect", image], capture_output=True,
+                                 text=True, check=True)  # fmt: skip
+        (details,) = json.loads(inspect.stdout)
+        labels = details["Config"]["Labels"]
+        for key in ("source", "licenses", "revision", "title"):
+            assert labels.get(f"org.opencontainers.image.{key}"), f"{image}: no {key} label"
+        assert details["Config"]["Healthcheck"]["Test"], f"{image}: no HEALTHCHECK"
+        print(f"{image}: {details['Size'] / 1e6:.0f} MB")
