@@ -1,6 +1,6 @@
 # Every target creates .venv first if it is missing; running any target twice is harmless.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # Kernels, dvc and papermill resolve to the project's environment, activated or not.
@@ -11,14 +11,16 @@ TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest lint format clean
 
 setup: $(INSTALLED) .env
 
-# Reinstall only when the project's dependencies change.
+# Reinstall only when the project's dependencies change. Torch first, CPU-only where PyTorch's
+# CPU index answers (scripts/torch-cpu.sh; TORCH_CPU=0 keeps PyPI's CUDA build on Linux).
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || { scripts/check-python.sh $(PYTHON) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
+	scripts/torch-cpu.sh $(PY)
 	$(PY) -m pip install --quiet -e '.[serve,train,server,notebooks,dev]'
 	touch $@
 
@@ -78,7 +80,7 @@ bench: setup
 # WORKBOOK_REQUIRE_DOCKER=1: no engine is then a failure, not a note).
 test: lint data system-deps
 	rm -rf .stack-test
-	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest
+	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest $(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml)
 	@if scripts/docker-engine.sh exec -- true; then $(MAKE) --no-print-directory compose-test; \
 	elif [ "$${WORKBOOK_REQUIRE_DOCKER:-0}" = 1 ]; then exit 1; \
 	else echo "container tests not run: no Docker engine here (see above); make compose-test runs them"; fi
@@ -87,8 +89,21 @@ test: lint data system-deps
 # answers, one is started for the run and stopped after (scripts/docker-engine.sh).
 compose-test: setup data
 	scripts/system-deps.sh containers
-	scripts/docker-engine.sh exec -- $(PY) -m pytest -m compose -s tests/containers
+	scripts/docker-engine.sh exec -- $(PY) -m pytest -m compose -s tests/containers \
+		$(if $(REPORTS),--junitxml=$(REPORTS)/containers.xml)
+
+# The tests against the newest releases of the main dependencies instead of the pins, in an
+# environment of their own (.venv-latest): what .github/workflows/nightly.yml runs, so an
+# upstream break shows there before a learner meets it. Torch stays pinned (its CPU build), and
+# so do the dev tools (linters, pytest): a new ruff rule is not an upstream break.
+LATEST = $(shell $(PYTHON) compose/requirements.py pyproject.toml core serve train server notebooks \
+	| sed -e 's/[=<>!~; ].*//' | grep -vx torch)
+test-latest:
+	$(MAKE) --no-print-directory setup VENV=.venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade $(LATEST)
+	.venv-latest/bin/python -m pip list --format=freeze > .venv-latest/versions.txt
+	$(MAKE) --no-print-directory test VENV=.venv-latest
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache .data-next-* .data-old .stack-test
+	rm -rf runs reports .pytest_cache .ruff_cache .data-next-* .data-old .stack-test
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

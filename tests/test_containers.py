@@ -33,9 +33,8 @@ def services(path: Path = COMPOSE_FILE) -> dict[str, dict]:
 
 
 def default_of(value: str) -> str:
-    """`${VAR:-default}` -> default; anything else as it is."""
-    match = re.fullmatch(r"\$\{\w+:-(.+)\}", value)
-    return match[1] if match else value
+    """What compose makes of `${VAR:-default}` parts when VAR is unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def tool(name: str) -> str:
