@@ -11,7 +11,7 @@ TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -63,6 +63,30 @@ train: stack-up
 # .github/workflows/retrain.yml runs exactly this.
 retrain: data stack-up
 	$(PY) -m app.retraining $(if $(FORCE),--force)
+
+# What this machine needs for the course, each problem with its fix (exit 1 on a blocker).
+doctor: setup
+	$(PY) -m app.doctor
+
+# JupyterLab on the repository, opened on START.md (the path through notebooks and labs).
+lab: stack-up
+	$(VENV)/bin/jupyter lab --port $${WORKBOOK_JUPYTER_PORT:-8888} \
+		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/START.md
+
+# Every solution notebook run top to bottom with papermill, as `make pipeline` runs notebooks/.
+solutions: setup
+	scripts/system-deps.sh stack
+	$(PY) -m app.pipeline --folder solutions
+
+# The student labs (labs/) from the solutions (solutions/): solutions become stubs raising the
+# exercise's hint (app/labs.py). A test fails when labs/ is stale.
+labs: setup
+	$(PY) -m app.labs
+
+# Grade a learner's lab, or a folder of them (one table, and grades.csv): make grade NOTEBOOK=PATH
+grade: setup
+	@test -n "$(NOTEBOOK)" || { echo "usage: make grade NOTEBOOK=path/to/01_....ipynb (or a folder)"; exit 2; }
+	$(PY) -m app.grading $(NOTEBOOK)
 
 lint: setup
 	$(PY) -m ruff check .

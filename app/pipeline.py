@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
+import nbformat
 import papermill
 from nbformat import NotebookNode
 from papermill.exceptions import PapermillExecutionError
@@ -47,7 +49,10 @@ def stderr_outputs(notebook: NotebookNode) -> list[tuple[int, str]]:
 
 
 def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = None) -> Path:
-    """Execute one notebook with papermill into runs/, from its own folder; return the copy."""
+    """Execute one notebook with papermill into runs/, from its own folder; return the copy.
+
+    In a terminal, papermill's progress bar shows the cell it is at and the time spent.
+    """
     settings.runs_dir.mkdir(exist_ok=True)
     executed = settings.runs_dir / notebook.name
     try:
@@ -57,7 +62,7 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
             parameters=parameters or {},
             kernel_name=settings.kernel_name,
             cwd=notebook.parent,
-            progress_bar=False,
+            progress_bar=sys.stderr.isatty(),
         )
     except PapermillExecutionError as error:
         raise NotebookFailed(
@@ -70,19 +75,33 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
     return executed
 
 
-def run_notebooks(settings: Settings, only: list[str] | None = None) -> list[Path]:
-    """Run `notebooks/*.ipynb` in name order, stopping at the first failure."""
-    notebooks = sorted(settings.notebooks_dir.glob("*.ipynb"))
+def run_notebooks(
+    settings: Settings, only: list[str] | None = None, folder: Path | None = None
+) -> list[Path]:
+    """Run a folder's notebooks (`notebooks/`) in name order, stopping at the first failure;
+    log a table of every notebook, its time and its result at the end, failure or not."""
+    notebooks = sorted((folder or settings.notebooks_dir).glob("*.ipynb"))
     if only:
         notebooks = [nb for nb in notebooks if any(key in nb.name for key in only)]
-    executed = []
-    for notebook in notebooks:
-        log.info("running %s", notebook.relative_to(settings.root))
-        executed.append(run_notebook(notebook, settings))
+    executed, results = [], {nb.name: ("", "not run") for nb in notebooks}
+    try:
+        for number, notebook in enumerate(notebooks, 1):
+            cells = len(nbformat.read(notebook, as_version=4).cells)
+            log.info("[%d/%d] %s (%d cells)", number, len(notebooks), notebook.name, cells)
+            start = time.monotonic()
+            results[notebook.name] = ("", "failed")
+            executed.append(run_notebook(notebook, settings))
+            results[notebook.name] = (f"{time.monotonic() - start:.0f} s", "ok")
+    finally:
+        log.info("%-40s %8s  %s", "notebook", "time", "result")
+        for name, (seconds, result) in results.items():
+            log.info("%-40s %8s  %s", name, seconds, result)
     return executed
 
 
-def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
+def run_pipeline(
+    settings: Settings, only: list[str] | None = None, folder: Path | None = None
+) -> None:
     """Data (pulled or rebuilt, then validated), the stack, then the notebooks.
 
     The stack is left running for the learner; DVC must be clean at the end.
@@ -91,7 +110,7 @@ def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
     log.info("data: %s", ensure_data(settings, params))
     log.info(check(settings.data_dir, params.validation).summary())
     stack.up(settings)
-    executed = run_notebooks(settings, only)
+    executed = run_notebooks(settings, only, folder)
     if not is_clean(settings.root):
         raise DvcError(
             "the notebooks left data/ different from data.dvc:\n"
@@ -106,10 +125,13 @@ def run_pipeline(settings: Settings, only: list[str] | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.pipeline", description=__doc__)
     parser.add_argument("only", nargs="*", help="run only notebooks whose name contains these")
+    parser.add_argument(
+        "--folder", type=Path, help="run this folder's notebooks instead (solutions/: the labs)"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        run_pipeline(get_settings(), args.only)
+        run_pipeline(get_settings(), args.only, args.folder)
     except (
         NotebookFailed,
         DataValidationError,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import nbformat
 import pytest
 
@@ -43,6 +45,20 @@ def test_stops_at_the_first_failure_and_names_notebook_and_cell(project):
     assert (project.runs_dir / "02_bad.ipynb").exists()
     assert not (project.runs_dir / "03_never.ipynb").exists()
     assert not (folder / "ran.txt").exists()
+
+
+def test_ends_with_a_table_of_every_notebook_its_time_and_result(project, caplog):
+    caplog.set_level(logging.INFO, logger="app.pipeline")
+    folder = project.notebooks_dir
+    write_notebook(folder / "01_ok.ipynb", "x = 1")
+    write_notebook(folder / "02_bad.ipynb", "raise ValueError('no')")
+    write_notebook(folder / "03_never.ipynb", "x = 3")
+    with pytest.raises(NotebookFailed):
+        run_notebooks(project)
+    assert "[2/3] 02_bad.ipynb (1 cells)" in caplog.text
+    rows = {line.split()[0]: line.split()[1:] for line in caplog.messages if ".ipynb " in line}
+    assert rows["01_ok.ipynb"][-1] == "ok" and rows["01_ok.ipynb"][1] == "s"
+    assert rows["02_bad.ipynb"] == ["failed"] and rows["03_never.ipynb"] == ["not", "run"]
 
 
 NOISY = "import sys\nsys.stderr.write('chatter a learner did not cause\\n')"

@@ -1,0 +1,120 @@
+"""`python -m app.doctor`: what this machine needs for the course, checked, with the fix for each.
+
+`make doctor` runs it. Each check is ok, a warning (something optional, or a choice to make) or
+a problem that blocks the course; the exit code is 1 when there is any problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from app import stack
+from app.compose import compose_program, engine_answers
+from app.config import REPO_ROOT, Settings, get_settings
+from app.log import setup_logging
+
+log = logging.getLogger("app.doctor")
+MIN_FREE_GB = 5  # .venv (~2 GB), data, MLflow's artifacts and the executed notebooks, with room
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str  # "ok", "warning" or "problem"
+    detail: str  # what was found, and the fix when it is not ok
+
+
+def python_version(python: str = "python3") -> Finding:
+    """The interpreter `make setup` builds .venv with (scripts/check-python.sh says the fix)."""
+    check = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "check-python.sh"), python], capture_output=True, text=True
+    )
+    if check.returncode == 0:
+        return Finding("python", "ok", f"{python}: {check.stdout.strip() or 'Python 3.11+'}")
+    return Finding("python", "problem", (check.stderr or check.stdout).strip())
+
+
+def disk(settings: Settings) -> Finding:
+    free = shutil.disk_usage(settings.root).free / 1e9
+    if free >= MIN_FREE_GB:
+        return Finding("disk", "ok", f"{free:.0f} GB free")
+    return Finding("disk", "problem", f"{free:.1f} GB free, {MIN_FREE_GB} GB needed: make room")
+
+
+def ports(settings: Settings) -> Iterator[Finding]:
+    """Each service's port: ours (healthy), free, or taken by another program."""
+    for service in stack.services(settings):
+        if service.command is None:
+            continue
+        if stack.is_healthy(service):
+            yield Finding(f"port {service.port}", "ok", f"{service.name} answers there")
+        elif stack.port_in_use(settings.host, service.port):
+            yield Finding(
+                f"port {service.port}",
+                "problem",
+                f"taken by another program: stop it, or put {stack.port_variable(service)}="
+                "<free port> in .env",
+            )
+        else:
+            yield Finding(f"port {service.port}", "ok", f"free for {service.name}")
+
+
+def programs(settings: Settings) -> Iterator[Finding]:
+    for service in stack.services(settings):
+        if service.command is None:
+            level = "warning" if service.optional else "problem"
+            yield Finding(service.name, level, f"not installed: {service.install_hint}")
+
+
+def dvc_remote(settings: Settings) -> Finding:
+    remote = Path(settings.dvc_remote_url).expanduser()
+    if not remote.exists():
+        return Finding(
+            "dvc remote",
+            "warning",
+            f"{remote} does not exist yet: `make data` creates and fills it",
+        )
+    return Finding("dvc remote", "ok", str(remote))
+
+
+def docker() -> Finding:
+    if compose_program() is None:
+        return Finding(
+            "docker", "warning", "no Docker: stage 4 (containers) needs it, the rest not"
+        )
+    if not engine_answers():
+        return Finding("docker", "warning", "installed, but no engine answers: start Docker")
+    return Finding("docker", "ok", "an engine answers; " + " ".join(compose_program()))
+
+
+def findings(settings: Settings) -> list[Finding]:
+    return [
+        python_version(),
+        disk(settings),
+        *programs(settings),
+        *ports(settings),
+        dvc_remote(settings),
+        docker(),
+    ]
+
+
+def main() -> int:
+    setup_logging()
+    found = findings(get_settings())
+    for finding in found:
+        log.info("%-8s %-14s %s", finding.level, finding.check, finding.detail)
+    problems = [f for f in found if f.level == "problem"]
+    log.info(
+        "%d problem(s), %d warning(s)", len(problems), sum(f.level == "warning" for f in found)
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Labs: the generator (solutions/ -> labs/), labs/ kept in sync, and the grader.
+
+Every solution also runs top to bottom under nbmake (pyproject's testpaths include solutions/).
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from app import grading, labs
+from app.config import REPO_ROOT
+
+SOLUTIONS = sorted((REPO_ROOT / "solutions").glob("*.ipynb"))
+
+
+def solution_cell(source: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, metadata={"tags": tags or []})
+
+
+def notebook(*cells) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=list(cells))
+
+
+def test_a_solution_becomes_a_stub_raising_the_hint():
+    solution = notebook(
+        nbformat.v4.new_markdown_cell("## Exercise 1 · ⭐ Count\n\nCount.\n\n**Hint:** use len()."),
+        solution_cell(
+            'def count(items):\n    """How many."""\n    ### BEGIN SOLUTION\n'
+            "    n = len(items)\n    return n\n    ### END SOLUTION\n",
+            ["exercise-1"],
+        ),
+        solution_cell("assert count([1]) == 1", ["hidden"]),
+    )
+    solution.cells[1].outputs = [nbformat.v4.new_output("stream", text="x")]
+    lab = labs.student_version(solution)
+    assert len(lab.cells) == 2  # the hidden cell is gone
+    assert lab.cells[1].source == (
+        'def count(items):\n    """How many."""\n    raise NotImplementedError("use len().")'
+    )
+    assert lab.cells[1].outputs == [] and solution.cells[1].outputs  # the solution is untouched
+    namespace: dict = {}
+    exec(lab.cells[1].source, namespace)
+    with pytest.raises(NotImplementedError, match=r"use len\(\)"):
+        namespace["count"]([1])
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("### BEGIN SOLUTION\nx = 1\n", "without ### END"),
+        ("x = 1\n### END SOLUTION\n", "without ### BEGIN"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "nested"),
+    ],
+)
+def test_broken_markers_are_named(source, says):
+    hinted = nbformat.v4.new_markdown_cell("**Hint:** something")
+    with pytest.raises(labs.LabError, match=says):
+        labs.student_version(notebook(hinted, solution_cell(source)), "lab.ipynb")
+
+
+def test_a_solution_without_a_hint_is_refused():
+    with pytest.raises(labs.LabError, match=r"lab.ipynb, cell 0: no \*\*Hint:\*\* above"):
+        labs.student_version(
+            notebook(solution_cell("### BEGIN SOLUTION\n### END SOLUTION")), "lab.ipynb"
+        )
+
+
+def test_labs_are_what_make_labs_writes():
+    assert SOLUTIONS, "no solutions to make labs from"
+    assert labs.stale_labs() == [], "labs/ is stale: run `make labs`"
+
+
+def test_every_lab_has_hidden_cases_for_each_exercise():
+    for path in SOLUTIONS:
+        tags = {t for c in nbformat.read(path, 4).cells for t in c.metadata.get("tags", [])}
+        exercises = {int(t.split("-")[1]) for t in tags if t.startswith("exercise-")}
+        cases = grading.hidden_cases(grading.lab_of(path))
+        assert set(cases) == exercises and all(cases.values()), path.name
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_the_solution_scores_full_marks_and_the_untouched_lab_zero(solution):
+    full = grading.grade(solution)
+    assert full and all(score.ok for score in full), grading.table(full)
+    lab = grading.grade(REPO_ROOT / "labs" / solution.name)
+    assert not any(score.passed for score in lab), grading.table(lab)
+    hint = labs.HINT.search(
+        next(c.source for c in nbformat.read(solution, 4).cells if labs.HINT.search(c.source))
+    )[1]
+    assert lab[0].message.startswith("NotImplementedError") and hint in lab[0].message, lab[0]
+
+
+@pytest.mark.integration
+def test_a_folder_of_submissions_is_graded_into_one_table_and_a_csv(tmp_path):
+    first = SOLUTIONS[0]
+    shutil.copy(first, tmp_path / first.name)  # a learner who solved it
+    shutil.copy(REPO_ROOT / "labs" / first.name, tmp_path / f"{first.stem[:3]}someone.ipynb")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.grading", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # one of the two is not done
+    assert "total:" in done.stdout and first.name in done.stdout
+    with (tmp_path / "grades.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    by_notebook = {row["notebook"] for row in rows}
+    assert by_notebook == {first.name, f"{first.stem[:3]}someone.ipynb"}
+
+
+def test_an_unknown_lab_is_named(tmp_path):
+    stray = tmp_path / "homework.ipynb"
+    nbformat.write(notebook(), stray)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.grading", str(stray)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "name it like its lab" in done.stderr
