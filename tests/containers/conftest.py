@@ -11,7 +11,6 @@ Grafana has no stand-in: where it cannot be pulled, the stack runs without it, a
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import yaml
 
 from app.compose import Compose, engine_answers
 from app.config import REPO_ROOT
+from tests.test_containers import default_of
 
 COMPOSE = REPO_ROOT / "compose"
 # The test stack's own ports: a learner's stack (natively or in compose) keeps its own.
@@ -50,8 +50,7 @@ def url(service: str) -> str:
 
 def default_image(service: str, file: Path = REPO_ROOT / "docker-compose.yml") -> str:
     """The official image compose pulls for a service (`${VAR:-image}` -> image)."""
-    image = yaml.safe_load(file.read_text())["services"][service]["image"]
-    return re.fullmatch(r"\$\{\w+:-(.+)\}", image)[1]
+    return default_of(yaml.safe_load(file.read_text())["services"][service]["image"])
 
 
 def pullable(image: str) -> bool:
