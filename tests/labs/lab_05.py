@@ -1,0 +1,596 @@
+"""Hidden cases of lab 05 (monitoring), run by the grader in the learner's kernel.
+
+Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
+functions and the setup's names (`api`, `api_log`, `prometheus`, `scraped_after`,
+`promtool_test`, `reference`, ...) exist. Each builds its own case: requests of its own to the
+API (read back by their log lines or by two scrapes around them), made-up series for
+`promtool test rules`, or drift references built here; it runs inside a function so the
+learner's names stay untouched, and raises AssertionError with a plain message when the answer
+is wrong. Nothing here moves an alias, registers a model or writes outside a temporary folder.
+"""
+
+EXERCISES: dict[int, list[str]] = {
+    1: [
+        # Only the API's request lines of exactly that route count; the rest of a log is noise.
+        """
+def _lab05_case():
+    import json
+
+    def access(route, status, method="POST"):
+        return json.dumps(
+            {
+                "level": "INFO",
+                "logger": "app.serving.access",
+                "message": "request",
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": 1.5,
+            }
+        )
+
+    def uvicorn(path, status):
+        return json.dumps(
+            {
+                "level": "INFO",
+                "logger": "uvicorn.access",
+                "message": f'127.0.0.1:5000 - "POST {path} HTTP/1.1" {status}',
+            }
+        )
+
+    lines = [
+        json.dumps({"level": "INFO", "logger": "uvicorn.error", "message": "Started server"}),
+        access("/predict", 200),
+        uvicorn("/predict", 200),
+        access("/predict", 200),
+        uvicorn("/predict", 200),
+        access("/predict/image", 200),
+        uvicorn("/predict/image", 200),
+        "",
+        "Traceback (most recent call last):",
+        '  File "app.py", line 1, in <module>',
+        access("/predict", 422),
+        uvicorn("/predict", 422),
+        "[1, 2, 3]",
+        '"just a string"',
+        json.dumps({"logger": "app.serving", "message": "model swapped in", "version": "3"}),
+        access("/predict/image", 415),
+        access("/predict", 200),
+    ]
+    try:
+        counts = status_counts(lines, "/predict")
+    except (json.JSONDecodeError, TypeError, AttributeError, KeyError) as error:
+        raise AssertionError(
+            f"status_counts raised {type(error).__name__}: {error} on a log that mixes request "
+            "lines with others (uvicorn's, start-up messages, a traceback): count only the "
+            "JSON objects of the logger app.serving.access"
+        ) from None
+    if not isinstance(counts, dict):
+        raise AssertionError(f"return a dict from status to count, not {type(counts).__name__}")
+    if not all(type(status) is int for status in counts):
+        raise AssertionError(
+            f"the statuses should be ints, not {[type(s).__name__ for s in counts]}"
+        )
+    if counts != {200: 3, 422: 1}:
+        raise AssertionError(
+            "the log holds 3 requests to /predict answered 200 and one 422 (each with a "
+            f"uvicorn line beside it, and /predict/image lines around), but you counted {counts}"
+        )
+    image = status_counts(lines, "/predict/image")
+    if image != {200: 1, 415: 1}:
+        raise AssertionError(f"/predict/image got one 200 and one 415, not {image}")
+    if status_counts(lines, "/model") != {}:
+        raise AssertionError("no request went to /model: the answer is {}")
+
+
+_lab05_case()
+""",
+        # Lines read straight from a file keep their newline; a file can be read only once.
+        """
+def _lab05_case():
+    import json
+    import tempfile
+    from pathlib import Path
+
+    statuses = [200, 404, 200, 503, 200, 404, 413]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "api.log"
+        records = [
+            {"logger": "app.serving.access", "route": "/model", "status": s} for s in statuses
+        ]
+        path.write_text("".join(json.dumps(record) + "\\n" for record in records))
+        with path.open() as handle:
+            counts = status_counts(handle, "/model")
+    if counts != {200: 3, 404: 2, 503: 1, 413: 1}:
+        raise AssertionError(
+            f"an open log file, lines ending in a newline, gives {counts} instead of "
+            "{200: 3, 404: 2, 503: 1, 413: 1}: go through the lines once, and count each status"
+        )
+
+
+_lab05_case()
+""",
+        # The real API log: requests sent here, to a path no route matches and to /model.
+        """
+def _lab05_case():
+    import time
+    import uuid
+
+    start = api_log.stat().st_size
+    missing = f"/lab-05-grader-{uuid.uuid4().hex[:8]}"
+    for method in ("GET", "POST", "DELETE"):
+        api.request(method, missing)
+    for _ in range(2):
+        api.get("/model").raise_for_status()
+    deadline = time.monotonic() + 15
+    while True:
+        lines = api_log.read_bytes()[start:].decode().splitlines()
+        ours = [
+            line for line in lines if '"app.serving.access"' in line and "/metrics" not in line
+        ]
+        if len(ours) >= 5:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("the API did not log the grader's 5 requests within 15 s")
+        time.sleep(0.2)
+    unmatched, model = status_counts(lines, "unmatched"), status_counts(lines, "/model")
+    if unmatched != {404: 3}:
+        raise AssertionError(
+            f"3 requests to {missing} (no route: the API logs the route 'unmatched') got a 404; "
+            f"you counted {unmatched}"
+        )
+    if model != {200: 2}:
+        raise AssertionError(
+            f"2 requests to /model got a 200 in the real log; you counted {model}"
+        )
+
+
+_lab05_case()
+""",
+    ],
+    2: [
+        # The counter as it stood at each moment: requests sent between two scrapes, every
+        # method of a route added up.
+        """
+def _lab05_case():
+    import time
+    import uuid
+
+    def grown(route, first, second):
+        old, new = requests_by_status(route, first), requests_by_status(route, second)
+        return {s: new[s] - old.get(s, 0) for s in new if new[s] != old.get(s, 0)}
+
+    first = scraped_after(time.time())  # holds every request so far, none of those below
+    missing = f"/lab-05-grader-{uuid.uuid4().hex[:8]}"
+    for method in ("GET", "POST", "DELETE", "GET"):
+        api.request(method, missing)
+    for _ in range(3):
+        api.get("/model").raise_for_status()
+    second = scraped_after(time.time())
+    model = grown("/model", first, second)
+    if model != {200: 3}:
+        raise AssertionError(
+            "3 requests to /model came between two scrapes, so the counter at the second minus "
+            f"the counter at the first is {{200: 3}}; you found {model}: evaluate at `at`"
+        )
+    unmatched = grown("unmatched", first, second)
+    if unmatched != {404: 4}:
+        raise AssertionError(
+            "4 requests (GET, POST, DELETE, GET) to a path without a route got a 404: the "
+            f"counter has a series per method, add them up by status. You found {unmatched}"
+        )
+    counts = requests_by_status("/model", second)
+    if not all(type(k) is int and type(v) is int for k, v in counts.items()):
+        raise AssertionError(f"statuses and counts should be ints: {counts!r}")
+
+
+_lab05_case()
+""",
+        # No series: a route never requested, or a moment before the API ever ran.
+        """
+def _lab05_case():
+    import uuid
+
+    never = f"/lab-05-never-{uuid.uuid4().hex[:8]}"
+    if (found := requests_by_status(never, after)) != {}:
+        raise AssertionError(
+            f"a route never requested has no series: expected {{}}, got {found}"
+        )
+    if (found := requests_by_status("/predict", 1_000_000_000)) != {}:
+        raise AssertionError(
+            f"in 2001 (at=1e9) the API did not run: expected {{}}, got {found}; pass `at` as "
+            "the query's time"
+        )
+    at_before, at_after = (
+        requests_by_status("/predict", before),
+        requests_by_status("/predict", after),
+    )
+    if at_after.get(415, 0) - at_before.get(415, 0) != sent[415]:
+        raise AssertionError(
+            f"the setup sent {sent[415]} requests answered 415 between `before` and `after`, "
+            f"but your counts say {at_before} then {at_after}"
+        )
+
+
+_lab05_case()
+""",
+    ],
+    3: [
+        # Requests per second by route: every method, status and instance of a route together,
+        # over the window given.
+        """
+def _lab05_case():
+    def said(problems):  # what promtool got, on one line (its report spans many)
+        text = " ".join(problems.split())
+        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
+
+    def requests(route, status, values, instance="api:8000", method="POST"):
+        labels = (
+            f'job="api", instance="{instance}", route="{route}", method="{method}", '
+            f'status="{status}"'
+        )
+        return {"series": f"api_requests_total{{{labels}}}", "values": values}
+
+    series = [
+        requests("/predict", "200", "0+12x40"),
+        requests("/predict", "422", "0+3x40"),
+        requests("/predict", "200", "0+1.5x40", instance="api-2:8000"),
+        requests("/predict/image", "200", "0+6x40"),
+        requests("/metrics", "200", "0+3x40", method="GET"),
+        requests("/health", "200", "0x19 15+15x20", method="GET"),
+    ]
+    per_second = {"/predict": 1.1, "/predict/image": 0.4, "/metrics": 0.2}
+    for window, health in (("1m", 1.0), ("5m", 0.3)):
+        expected = per_second | {"/health": health}
+        test = {
+            "interval": "15s",
+            "input_series": series,
+            "promql_expr_test": [
+                {
+                    "expr": f"round({rate_by_route(window)}, 0.0001)",
+                    "eval_time": "6m15s",
+                    "exp_samples": [
+                        {"labels": f'{{route="{r}"}}', "value": v} for r, v in expected.items()
+                    ],
+                }
+            ],
+        }
+        if problems := promtool_test(test):
+            raise AssertionError(
+                f"rate_by_route({window!r}) should give {expected} per second (/health sped up "
+                f"a minute ago), one series per route; promtool {said(problems)}"
+            )
+
+
+_lab05_case()
+""",
+        # The share of 4xx: any 4xx, of that route only; 0 rather than nothing when none.
+        """
+def _lab05_case():
+    def said(problems):  # what promtool got, on one line (its report spans many)
+        text = " ".join(problems.split())
+        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
+
+    def requests(route, status, values):
+        labels = (
+            f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
+        )
+        return {"series": f"api_requests_total{{{labels}}}", "values": values}
+
+    series = [
+        requests("/predict", "200", "0+9x40"),
+        requests("/predict", "422", "0+1x40"),
+        requests("/predict", "404", "0+1x40"),
+        requests("/predict", "413", "0+1x40"),
+        requests("/predict", "500", "0+3x40"),
+        requests("/predict/image", "415", "0+15x40"),
+        requests("/model", "200", "0+6x40"),
+        requests("/model", "503", "0+2x40"),
+    ]
+    cases = [
+        ("/predict", 0.2, "3 of 15 requests a 4xx (a 422, a 404, a 413), and 3 are 5xx"),
+        ("/predict/image", 1.0, "every request a 415"),
+        ("/model", 0.0, "no 4xx at all (503s are 5xx): 0, not an empty answer"),
+    ]
+    for route, ratio, why in cases:
+        test = {
+            "interval": "15s",
+            "input_series": series,
+            "promql_expr_test": [
+                {
+                    "expr": f"round({client_error_ratio(route, '1m')}, 0.0001)",
+                    "eval_time": "5m",
+                    "exp_samples": [{"labels": "{}", "value": ratio}],
+                }
+            ],
+        }
+        if problems := promtool_test(test):
+            raise AssertionError(
+                f"client_error_ratio({route!r}, '1m') should be {ratio} ({why}); "
+                f"promtool {said(problems)}"
+            )
+
+
+_lab05_case()
+""",
+        # A latency quantile over every status of one route, from its buckets alone.
+        """
+def _lab05_case():
+    def said(problems):  # what promtool got, on one line (its report spans many)
+        text = " ".join(problems.split())
+        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
+
+    def bucket(route, status, le, values):
+        labels = f'route="{route}", method="POST", status="{status}", le="{le}"'
+        return {"series": f"api_request_duration_seconds_bucket{{{labels}}}", "values": values}
+
+    # Every 15 s: /predict answers 9 requests with a 200 and 3 with a 422; 10 of the 12 take
+    # at most 5 ms, all of them at most 10 ms. /metrics is slow: above 10 ms every time.
+    per_interval = {
+        ("/predict", "200"): {"0.0025": 0, "0.005": 7, "0.01": 9, "+Inf": 9},
+        ("/predict", "422"): {"0.0025": 0, "0.005": 3, "0.01": 3, "+Inf": 3},
+        ("/metrics", "200"): {"0.0025": 0, "0.005": 0, "0.01": 0, "+Inf": 12},
+    }
+    series = [
+        bucket(route, status, le, f"0+{step}x40")
+        for (route, status), steps in per_interval.items()
+        for le, step in steps.items()
+    ]
+    for q, route, expected in [
+        (0.5, "/predict", 0.004),
+        (0.9, "/predict", 0.007),
+        (0.95, "/predict", 0.0085),
+        (0.5, "/metrics", 0.01),
+    ]:
+        test = {
+            "interval": "15s",
+            "input_series": series,
+            "promql_expr_test": [
+                {
+                    "expr": f"round({latency_quantile(q, route, '2m')}, 0.0001)",
+                    "eval_time": "5m",
+                    "exp_samples": [{"labels": "{}", "value": expected}],
+                }
+            ],
+        }
+        if problems := promtool_test(test):
+            raise AssertionError(
+                f"latency_quantile({q}, {route!r}, '2m') should be {expected} s, one series "
+                f"from the buckets of that route, all statuses added up; promtool {said(problems)}"
+            )
+
+
+_lab05_case()
+""",
+    ],
+    4: [
+        # A window exactly like the reference scores 0; a float, whatever the window.
+        """
+def _lab05_case():
+    import numpy as np
+
+    from app.monitoring import drift
+
+    own = drift.build_reference(params.monitoring, X_val, np.eye(10)[y_val])
+    value = psi_score(own, X_val)
+    if not isinstance(value, float):
+        raise AssertionError(f"psi_score should return a float, not {type(value).__name__}")
+    if abs(value) > 1e-6:
+        raise AssertionError(
+            f"the reference was built from these very images, so the PSI is 0, not {value:.6f}"
+        )
+    if not psi_score(reference, shifted.images) > psi_score(reference, X_val) > 0:
+        raise AssertionError("the shifted digits should score a higher PSI than the val digits")
+
+
+_lab05_case()
+""",
+        # The reference's own bins, and eps: computed here another way (KL both ways).
+        """
+def _lab05_case():
+    import numpy as np
+    from scipy.special import rel_entr
+
+    from app.config import MonitoringParams
+    from app.monitoring import drift
+
+    monitoring = MonitoringParams(
+        window=200, min_inputs=50, drift_threshold=0.2, pixel_bins=[8]
+    )
+    two_bins = drift.build_reference(monitoring, X_val[::2], np.eye(10)[y_val[::2]])
+
+    def expected(features, eps):
+        inked = (features >= 8).mean(axis=0)
+        a = np.clip(np.stack([1 - inked, inked], axis=1), eps, None)
+        e = np.clip(np.asarray(two_bins.pixel_shares), eps, None)
+        return float((rel_entr(a, e) + rel_entr(e, a)).sum(axis=1).mean())
+
+    window = shifted.images[:40]
+    for eps in (1e-4, 1e-2):
+        try:
+            got, want = psi_score(two_bins, window, eps=eps), expected(window, eps)
+        except ValueError as error:
+            raise AssertionError(
+                f"with a reference of 2 bins (pixel_bins [8]) psi_score raised {error}: compute "
+                "the window's shares in the reference's own bins, reference.params.pixel_bins"
+            ) from None
+        if not np.isclose(got, want, rtol=1e-9, atol=1e-12):
+            raise AssertionError(
+                f"a reference with 2 bins (below 8, from 8), 40 shifted digits, eps={eps}: the "
+                f"PSI is {want:.6f}, not {got:.6f}. Use the reference's bins, and raise both "
+                "shares to at least eps (np.clip)"
+            )
+    one = shifted.images[:1]  # one image: most bins are empty, eps keeps the logarithm finite
+    got = psi_score(two_bins, one)
+    if not np.isfinite(got) or not np.isclose(got, expected(one, 1e-4), rtol=1e-9):
+        raise AssertionError(f"with empty bins the PSI is {expected(one, 1e-4):.4f}, not {got}")
+
+
+_lab05_case()
+""",
+        # No image, no shares: a ValueError, not a NaN or another error.
+        """
+def _lab05_case():
+    import numpy as np
+
+    try:
+        answer = psi_score(reference, np.empty((0, 64)))
+    except ValueError:
+        return
+    except Exception as error:
+        raise AssertionError(
+            f"with no image, raise ValueError, not {type(error).__name__}: {error}"
+        ) from None
+    raise AssertionError(
+        f"with no image there are no shares: raise ValueError, not return {answer}"
+    )
+
+
+_lab05_case()
+""",
+    ],
+    5: [
+        # The rule's shape, and promtool's own syntax check.
+        """
+def _lab05_case():
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    rule = client_error_rule(0.15, "3m")
+    if not isinstance(rule, dict):
+        raise AssertionError(f"return the rule as a dict, not {type(rule).__name__}")
+    if rule.get("alert") != "PredictClientErrors":
+        raise AssertionError(
+            f"the alert is called PredictClientErrors, not {rule.get('alert')!r}"
+        )
+    if rule.get("for") != "3m":
+        raise AssertionError(
+            f"client_error_rule(0.15, '3m') should wait 3m, not {rule.get('for')!r}"
+        )
+    if rule.get("labels") != {"severity": "warning"}:
+        raise AssertionError(f"labels: {{'severity': 'warning'}}, not {rule.get('labels')!r}")
+    if not isinstance(rule.get("expr"), str) or "0.15" not in rule["expr"]:
+        raise AssertionError(
+            f"the expr should compare with max_ratio, 0.15: {rule.get('expr')!r}"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rules.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "grader", "rules": [rule]}]}))
+        done = subprocess.run(
+            [promtool, "check", "rules", str(path)], capture_output=True, text=True
+        )
+    if done.returncode:
+        raise AssertionError(
+            f"promtool check rules refuses it: {(done.stdout + done.stderr)[-300:]}"
+        )
+
+
+_lab05_case()
+""",
+        # A client breaks at minute 5 (25 % 4xx): pending, then firing after `for_`, with the
+        # share in its summary; `for_` and `max_ratio` are the ones given.
+        """
+def _lab05_case():
+    import re
+
+    def said(problems):  # when, and what promtool got, on one line
+        text = " ".join(problems.split())
+        times = re.findall(r"time: (\\S+?),", text)
+        got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
+        return f"at {times[-1]}, {got}" if times else got
+
+    def requests(status, values):
+        labels = f'job="api", instance="api:8000", route="/predict", method="POST", '
+        labels += f'status="{status}"'
+        return {"series": f"api_requests_total{{{labels}}}", "values": values}
+
+    def fires(at, summary):
+        alert = {"exp_labels": {"severity": "warning"}, "exp_annotations": {"summary": summary}}
+        return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": [alert]}
+
+    def quiet(at):
+        return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": []}
+
+    broken = [requests("200", "0+9x80"), requests("422", "0x20 3+3x59")]
+    summary = "25% of /predict requests get a 4xx"
+    # Above 10 % from 6m45s on (the 5-minute rate catches up), above 20 % from about 8m45s.
+    cases = [
+        (0.1, "2m", [quiet("8m15s"), fires("10m", summary)], "quiet at 8m15s, firing at 10m"),
+        (0.1, "3m", [quiet("9m15s"), fires("11m", summary)], "quiet at 9m15s, firing at 11m"),
+        (0.2, "1m", [quiet("8m30s"), fires("14m", summary)], "quiet at 8m30s, firing at 14m"),
+        (0.3, "1m", [quiet("14m"), quiet("19m")], "never firing: 25 % is not above 30 %"),
+    ]
+    for max_ratio, for_, expectations, why in cases:
+        rule = client_error_rule(max_ratio, for_)
+        test = {"interval": "15s", "input_series": broken, "alert_rule_test": expectations}
+        if problems := promtool_test(test, [rule]):
+            raise AssertionError(
+                f"25 % 4xx from minute 5: client_error_rule({max_ratio}, {for_!r}) should be "
+                f"{why} (label severity=warning only, summary {summary!r}); "
+                f"promtool {said(problems)}"
+            )
+
+
+_lab05_case()
+""",
+        # What must not fire: 5xx, 4xx of another route, no traffic; and half of requests bad.
+        """
+def _lab05_case():
+    import re
+
+    def said(problems):  # when, and what promtool got, on one line
+        text = " ".join(problems.split())
+        times = re.findall(r"time: (\\S+?),", text)
+        got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
+        return f"at {times[-1]}, {got}" if times else got
+
+    def requests(status, values, route="/predict"):
+        labels = (
+            f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
+        )
+        return {"series": f"api_requests_total{{{labels}}}", "values": values}
+
+    never = {"eval_time": "14m", "alertname": "PredictClientErrors", "exp_alerts": []}
+    calm = [
+        ([requests("200", "0+3x60"), requests("500", "0+6x60")], "two thirds 5xx, no 4xx"),
+        (
+            [requests("200", "0+9x60"), requests("422", "0+30x60", route="/predict/image")],
+            "4xx on /predict/image only",
+        ),
+        (
+            [requests("200", "0x60"), requests("422", "0x60")],
+            "no request at all (flat counters)",
+        ),
+    ]
+    for series, why in calm:
+        test = {"interval": "15s", "input_series": series, "alert_rule_test": [never]}
+        if problems := promtool_test(test, [client_error_rule(0.05, "1m")]):
+            raise AssertionError(
+                f"client_error_rule(0.05, '1m') must not fire on {why}; promtool {said(problems)}"
+            )
+    half = [requests("200", "0+9x60"), requests("415", "0+9x60")]
+    alert = {
+        "exp_labels": {"severity": "warning"},
+        "exp_annotations": {"summary": "50% of /predict requests get a 4xx"},
+    }
+    test = {
+        "interval": "15s",
+        "input_series": half,
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "PredictClientErrors", "exp_alerts": [alert]}
+        ],
+    }
+    if problems := promtool_test(test, [client_error_rule(0.4, "1m")]):
+        raise AssertionError(
+            "half of /predict requests get a 415: client_error_rule(0.4, '1m') fires, saying "
+            f"'50% of /predict requests get a 4xx'; promtool {said(problems)}"
+        )
+
+
+_lab05_case()
+""",
+    ],
+}
