@@ -6,12 +6,15 @@ INSTALLED := $(VENV)/.installed
 # Kernels, dvc and papermill resolve to the project's environment, activated or not.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
+# pytest-xdist workers for `make test` (most tests wait on servers: two overlap well on 2 cores).
+TEST_WORKERS ?= 2
+
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
 TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 \
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -104,10 +107,16 @@ bench: setup
 # WORKBOOK_REQUIRE_DOCKER=1: no engine is then a failure, not a note).
 test: lint data system-deps
 	rm -rf .stack-test
-	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest $(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml)
+	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest -n $(TEST_WORKERS) \
+		$(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml)
 	@if scripts/docker-engine.sh exec -- true; then $(MAKE) --no-print-directory compose-test; \
 	elif [ "$${WORKBOOK_REQUIRE_DOCKER:-0}" = 1 ]; then exit 1; \
 	else echo "container tests not run: no Docker engine here (see above); make compose-test runs them"; fi
+
+# The README's screenshot of the playground, made by its browser test (a real API and champion).
+screenshots: setup
+	WORKBOOK_SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest tests/integration/test_playground.py \
+		-k drawn -o addopts=
 
 # The images built and the compose stack run by a real Docker engine: tests/containers. If none
 # answers, one is started for the run and stopped after (scripts/docker-engine.sh).

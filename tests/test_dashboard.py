@@ -29,6 +29,7 @@ REQUIRED_PANELS = {
     "Served model version",
     "Model loads",
     "Firing alerts",
+    "Playground traffic",
 }
 
 

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from app.config import Settings, get_settings
 from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
-from app.serving.routes import admin, meta, predict
+from app.serving.routes import admin, meta, playground, predict
 from app.serving.telemetry import Metrics, Telemetry, setup_json_logging
 
 log = logging.getLogger("app.serving")
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.metrics = settings, metrics
     store = app.state.store = ModelStore(settings, metrics)
     metrics.watch_drift(lambda: store.current.drift if store.current else None)
-    for router in (predict.router, meta.router, admin.router):
+    for router in (predict.router, meta.router, admin.router, playground.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, problem)
     app.add_exception_handler(HTTPException, problem)

@@ -20,6 +20,9 @@ from app.log import quiet_libraries
 from app.monitoring.drift import DriftMonitor
 
 REQUEST_ID_HEADER = "x-request-id"
+# The playground page marks its requests; any other value counts as "api" (a label never holds
+# what a client wrote: that would let anyone create series without end).
+CLIENT_HEADER, CLIENTS = "x-client", ("playground",)
 JSON_HANDLER = "workbook-json"
 access_log = logging.getLogger("app.serving.access")
 
@@ -61,7 +64,10 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.requests = Counter(
-            "api_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+            "api_requests",
+            "HTTP requests answered, by client: the playground page or any other",
+            ["route", "method", "status", "client"],
+            registry=r,
         )
         self.latency = Histogram(
             "api_request_duration_seconds",
@@ -160,6 +166,8 @@ class Telemetry:
             return
         headers = dict(scope["headers"])
         request_id = headers.get(REQUEST_ID_HEADER.encode(), b"").decode()[:64] or uuid.uuid4().hex
+        client = headers.get(CLIENT_HEADER.encode(), b"").decode(errors="replace")
+        client = client if client in CLIENTS else "api"
         extra: dict = {}
         scope.setdefault("state", {})["log"] = extra
         status = 500
@@ -183,7 +191,7 @@ class Telemetry:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")  # the template, not the URL
             labels = (route, scope["method"], str(status))
-            self.metrics.requests.labels(*labels).inc()
+            self.metrics.requests.labels(*labels, client).inc()
             self.metrics.latency.labels(*labels).observe(seconds)
             access_log.info(
                 "request",
@@ -193,6 +201,7 @@ class Telemetry:
                     "route": route,
                     "status": status,
                     "latency_ms": round(seconds * 1000, 3),
+                    "client": client,
                     **extra,
                 },
             )

@@ -314,7 +314,7 @@ def model_service() -> dashboard.Dashboard:
             bad="failed",
             axis="retrains",
         )
-        .span(16)
+        .span(10)
         .height(8),
         stat_panel(
             "Last retrain duration",
@@ -324,7 +324,23 @@ def model_service() -> dashboard.Dashboard:
         .unit(units.Seconds)
         .decimals(1)
         .color_mode(common.BigValueColorMode.NONE)
-        .span(8)
+        .span(4)
+        .height(8),
+        # Students drawing digits on the API's /playground page (requests marked X-Client).
+        timeseries_panel(
+            "Playground traffic",
+            "Predictions answered per second, from the playground page (digits drawn in a "
+            "browser at /playground) and from every other client (api). Drawings are not "
+            "scans: while a class plays, watch Input drift rise.",
+            units.RequestsPerSecond,
+            query(
+                f'sum by (client) (rate(api_requests_total{{route=~"/predict.*", status="200"}}'
+                f"[{RATE}]))",
+                "{{client}}",
+            ),
+        )
+        .min(0)
+        .span(10)
         .height(8),
     ]
     builder = (

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from playwright.sync_api import sync_playwright
 
 from app.compose import Compose
 from app.config import REPO_ROOT, Settings
@@ -20,11 +21,13 @@ from app.data.dvc import read_pin
 from app.data.images import load_split
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
+from bench.playground import STROKES, browser_path, predict_drawing
 from tests.containers.conftest import url
 
 pytestmark = pytest.mark.compose
 MODEL = Settings(_env_file=None).model_name
 RULES = REPO_ROOT / "compose" / "prometheus" / "rules.yml"
+LINKED = ("mlflow", "grafana")  # the playground's links to other services
 
 
 def eventually(check, timeout: float = 30, every: float = 1):
@@ -87,6 +90,28 @@ def test_the_api_serves_the_champion_exactly(stack):
     digits = np.array([p["digit"] for p in answer.json()["predictions"]])
     logged = MlflowClient(url("mlflow")).get_run(version.run_id).data.metrics["val_accuracy"]
     assert float(np.mean(digits == y)) == pytest.approx(logged, abs=1e-12)
+
+
+def test_the_playground_answers_a_drawing_with_the_champion(stack):
+    """The page in Chromium against the compose API: links to the published ports, a drawn
+    digit answered by the champion, counted by Prometheus as playground traffic."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{url('api')}/")
+        links = [page.locator(f"#{name}-link").get_attribute("href") for name in LINKED]
+        page.get_by_label("Predict when I pause drawing").uncheck()
+        answer = predict_drawing(page, STROKES[7])
+        browser.close()
+    assert links == [f"{url(name)}/" for name in LINKED]
+    assert answer["model"]["version"] == champion().version
+
+    def counted():
+        promql = 'api_requests_total{client="playground", route="/predict/image"}'
+        found = httpx.get(f"{url('prometheus')}/api/v1/query", params={"query": promql})
+        return found.json()["data"]["result"]
+
+    eventually(counted, timeout=60)
 
 
 def test_prometheus_scrapes_the_api_and_has_the_rules(stack):

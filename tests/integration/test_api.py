@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 
 import mlflow
@@ -114,7 +115,7 @@ def test_one_json_log_line_per_request_without_pixels(client, val):
 def test_metrics_count_requests_predictions_and_the_model(client, val):
     client.post("/predict", json={"instances": val[0][:4].tolist()})
     text = client.get("/metrics").text
-    assert 'api_requests_total{method="POST",route="/predict",status="200"}' in text
+    assert 'api_requests_total{client="api",method="POST",route="/predict",status="200"}' in text
     assert "api_request_duration_seconds_bucket" in text
     assert (
         sum(
@@ -298,3 +299,33 @@ def test_a_model_that_fails_to_load_leaves_the_old_one_serving(served, params):
             assert 'api_model_loads_total{outcome="failure"} 1.0' in client.get("/metrics").text
         finally:
             client_registry.set_registered_model_alias(served.model_name, CHAMPION, before)
+
+
+def test_the_playground_page_is_served_whole_and_self_contained(client, served):
+    home = client.get("/", follow_redirects=False)
+    assert home.status_code == 307 and home.headers["location"] == "/playground"
+    page = client.get("/playground")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    html = page.text
+    assert f'data-port="{served.mlflow_port}"' in html
+    assert f'data-port="{served.grafana_port}"' in html
+    assert "{{" not in html  # every placeholder filled
+    # Nothing from elsewhere: no script, style, font or image by URL, no CDN.
+    assert not re.search(r"""(src|href)=["'](https?:)?//|@import|url\(""", html)
+    assert "/predict/image" in html and '"X-Client": "playground"' in html
+
+
+def test_playground_requests_are_counted_apart_and_a_made_up_client_is_not(client, val):
+    rows = {"instances": val[0][:1].tolist()}
+    client.post("/predict", json=rows, headers={"X-Client": "playground"})
+    client.post("/predict", json=rows, headers={"X-Client": "anything-else"})
+    text = client.get("/metrics").text
+    series = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("api_requests_total{")
+    }
+    labels = 'client="playground",method="POST",route="/predict",status="200"'
+    assert series[f"api_requests_total{{{labels}}}"] == 1
+    assert not any("anything-else" in name for name in series)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -14,12 +13,12 @@ import pytest
 
 from app import stack
 from app.config import Settings
+from bench.playground import browser_path
 from tests.conftest import champion_of, free_port, isolated
 
 pytestmark = pytest.mark.integration
 POLL_SECONDS = 1.0
 ROW = [float(v) for v in range(16)] * 4
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # Debian, Ubuntu, elsewhere
 
 
 def start_api(settings: Settings) -> stack.Service:
@@ -86,8 +85,15 @@ def test_every_line_the_api_writes_is_json(api, params):
         time.sleep(0.1)
     httpx.post(f"{url}/predict", json={"instances": [ROW[:5]]})  # a 422
     httpx.get(f"{url}/nowhere")  # a 404
-    lines = (api.state_dir / "api.log").read_text().splitlines()
-    records = [json.loads(line) for line in lines]  # raises on the first line that is not JSON
+
+    def log_records() -> list[dict]:  # raises on the first line that is not JSON
+        return [json.loads(line) for line in (api.state_dir / "api.log").read_text().splitlines()]
+
+    # The request line is written once the answer has gone: give it a moment on a busy machine.
+    deadline = time.monotonic() + 10
+    while not any(r.get("status") == 404 for r in log_records()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    records = log_records()
     messages = [record["message"] for record in records]
     assert any(m.startswith("Started server process") for m in messages)  # uvicorn's own
     assert messages.count("model swapped in") == 2
@@ -130,7 +136,7 @@ def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
 
 def test_the_docs_page_renders_in_a_real_browser_without_internet(api, tmp_path):
     """Headless Chromium renders /docs: Swagger UI comes from the API itself, not a CDN."""
-    browser = next(filter(None, map(shutil.which, BROWSERS)), None)
+    browser = browser_path()
     assert browser, "this test needs Chromium: `make system-deps` (Debian/Ubuntu) or see README"
     done = subprocess.run(
         [

@@ -154,8 +154,10 @@ def traffic(monitored, params):
     api = httpx.Client(base_url=f"http://{monitored.host}:{monitored.api_port}", timeout=10)
     val_x, _ = load_split(monitored.data_dir / "val")
     rng = np.random.default_rng(1)
-    for row in val_x[rng.permutation(len(val_x))[:250]]:
-        assert api.post("/predict", json={"instances": [row.tolist()]}).status_code == 200
+    for index, row in enumerate(val_x[rng.permutation(len(val_x))[:250]]):
+        playground = {"X-Client": "playground"} if index % 10 == 0 else {}  # as the page marks it
+        answer = api.post("/predict", json={"instances": [row.tolist()]}, headers=playground)
+        assert answer.status_code == 200
     for bad in ({"instances": [[1.0] * 3]}, {"wrong": 1}):  # some 4xx on the charts too
         assert api.post("/predict", json=bad).status_code == 422
     calm = wait_for(
@@ -220,6 +222,12 @@ def test_every_dashboard_query_returns_data(traffic, monitored, title, promql):
 @pytest.mark.parametrize("alert, promql", rule_queries())
 def test_every_alert_rule_has_data_behind_it(traffic, monitored, alert, promql):
     assert query(monitored, promql), f"{alert}: no series for {promql}"
+
+
+def test_playground_traffic_is_a_series_of_its_own(traffic, monitored):
+    (promql,) = [q for title, q in dashboard_queries() if title == "Playground traffic"]
+    clients = {series["metric"]["client"] for series in query(monitored, promql)}
+    assert clients == {"api", "playground"}
 
 
 def test_the_dashboard_has_queries():
