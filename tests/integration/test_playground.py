@@ -31,12 +31,19 @@ def api_process(settings):
 
 
 @pytest.fixture(scope="module")
-def served(server, params, tmp_path_factory):
+def live(server, params, tmp_path_factory):
+    """An API serving a champion (a baseline, version 1): its URL and settings."""
     settings = isolated(server).model_copy(
         update={"api_port": free_port(), "state_dir": tmp_path_factory.mktemp("api")}
     )
     champion_of(settings, params)
-    yield from api_process(settings)
+    for url in api_process(settings):
+        yield url, settings
+
+
+@pytest.fixture(scope="module")
+def served(live) -> str:
+    return live[0]
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +200,15 @@ def test_playground_traffic_is_counted_apart(served, page: Page):
         and float(line.split()[-1]) >= 1
         for line in text.splitlines()
     )
+
+
+def test_a_new_champion_shows_on_the_page_without_a_reload(page: Page, live, params):
+    url, settings = live
+    page.goto(f"{url}/playground")
+    before = httpx.get(f"{url}/model").json()["version"]
+    expect(page.locator("#model")).to_contain_text(f"version {before},")
+    promoted = champion_of(settings, params, C=0.4)  # as accurate: the gate lets it through
+    assert promoted != before
+    # The API picks it up within its poll interval, the page within its own (5 s).
+    expect(page.locator("#model")).to_contain_text(f"version {promoted},", timeout=30_000)
+    expect(page.locator("#model")).to_contain_text("new champion swapped in")
