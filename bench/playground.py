@@ -4,8 +4,10 @@ A simple pen path per digit (STROKES, in a unit square) is drawn on the playgrou
 headless Chromium through real pointer events, in a few variants (smaller, slanted, off centre),
 and the page's Predict button sends it to the API. Starts a throwaway stack (its own MLflow
 server and API on free ports), trains each model family on data/ and serves each in turn.
-Prints the share of variants recognised per digit and family, and what the model saw for the
-misses. A measurement, not a test: tests/integration/test_playground.py checks the page works.
+Prints the share of variants recognised per digit and family, and what the model said for the
+misses. `--url http://127.0.0.1:8000 --rounds 4` measures the stack's served model instead, and
+prints the API's drift gauges before and after: drawings are not scans.
+A measurement, not a test: tests/integration/test_playground.py checks the page works.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -109,13 +113,37 @@ def recognition(url: str) -> Iterator[tuple[int, int, list[str]]]:
         browser.close()
 
 
+def report(url: str, rounds: int = 1) -> None:
+    """Print how often the model `url` serves recognises each digit (drawn `rounds` times)."""
+    total = 0
+    for _ in range(rounds):
+        for digit, hits, misses in recognition(url):
+            total += hits
+            print(f"  {digit}: {hits}/{len(VARIANTS)}  {', '.join(misses)}")
+    print(f"  all: {total}/{rounds * 10 * len(VARIANTS)}")
+
+
+def drift_gauges(url: str) -> str:
+    """The API's drift gauges, as `/metrics` has them now."""
+    names = ("api_input_drift_score", "api_input_drift_threshold", "api_drift_window_inputs")
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return ", ".join(line for line in lines if line.split(" ")[0] in names)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", action="append", help="default: every family")
+    parser.add_argument("--url", help="measure the model this running API serves instead")
+    parser.add_argument("--rounds", type=int, default=1, help="with --url: draw everything N times")
     args = parser.parse_args(argv)
     if browser_path() is None:
         print("needs Chromium: make system-deps", file=sys.stderr)
         return 1
+    if args.url:  # a live API (the stack's): the drawings also fill its drift window
+        print(f"before: {drift_gauges(args.url)}")
+        report(args.url, args.rounds)
+        print(f"after: {drift_gauges(args.url)}")
+        return 0
     from mlflow.tracking import MlflowClient
 
     from app import registry, stack
@@ -140,15 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                     settings.model_name, registry.CHAMPION, version
                 )  # each family served in turn, whatever the gate would say
                 served = settings.model_copy(update={"api_port": stack.free_port()})
-                (api,) = [s for s in stack.services(served) if s.name == "api"]
+                api = stack.service(served, "api")
                 stack.start(served, api)
                 try:
-                    total = 0
                     print(f"\n{family} (val accuracy {logged.metrics['val_accuracy']:.3f})")
-                    for digit, hits, misses in recognition(f"http://{served.host}:{api.port}"):
-                        total += hits
-                        print(f"  {digit}: {hits}/{len(VARIANTS)}  {', '.join(misses)}")
-                    print(f"  all: {total}/{10 * len(VARIANTS)}")
+                    report(f"http://{served.host}:{api.port}")
                 finally:
                     stack.stop(served, api)
         finally:
