@@ -2,25 +2,39 @@
 
 Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`experiment_name`, `sweep`, ...) exist. Each builds its own
-case in a throwaway experiment that it deletes afterwards (the lab's `lab-02` is left as it
-was), runs inside a function so the learner's names stay untouched, and raises AssertionError
-with a plain message when the answer is wrong.
+case in a throwaway experiment (`_lab02_experiment`, from the PRELUDE) deleted afterwards, so the
+lab's `lab-02` is left as it was; runs inside a function so the learner's names stay untouched;
+and raises AssertionError with a plain message when the answer is wrong.
 """
+
+PRELUDE = '''
+import contextlib as _contextlib
+import uuid as _uuid
+
+
+@_contextlib.contextmanager
+def _lab02_experiment():
+    """A throwaway experiment, as (name, id); deleted afterwards, any run left open ended."""
+    client = MlflowClient()
+    name = f"lab-02-grader-{_uuid.uuid4().hex[:8]}"
+    experiment_id = client.create_experiment(name)
+    try:
+        yield name, experiment_id
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_experiment(experiment_name)  # the lab's own again, whatever the case set
+        client.delete_experiment(experiment_id)
+'''
 
 EXERCISES: dict[int, list[str]] = {
     1: [
         # The params, metrics and tags of one run, as strings and floats, in a closed run.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
-    experiment_id = client.create_experiment(f"lab-02-grader-{uuid.uuid4().hex[:8]}")
-    mlflow.set_experiment(experiment_id=experiment_id)
-    try:
+    with _lab02_experiment() as (_, experiment_id):
+        mlflow.set_experiment(experiment_id=experiment_id)
         run_id = log_run(
             {"family": "baseline", "C": 0.5, "max_iter": 200},
             {"val_accuracy": 0.875, "val_macro_f1": 0.8625},
@@ -41,11 +55,6 @@ def _lab02_case():
             raise AssertionError(f"the run holds the wrong metrics: {run.data.metrics}")
         if {"data_version": "v2", "purpose": "grading"}.items() - run.data.tags.items():
             raise AssertionError("the tags given to log_run are not on the run")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_experiment(experiment_name)
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -53,15 +62,8 @@ _lab02_case()
         # Each call makes a run of its own, in whichever experiment is active at the time.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
-    first = client.create_experiment(f"lab-02-grader-{uuid.uuid4().hex[:8]}")
-    second = client.create_experiment(f"lab-02-grader-{uuid.uuid4().hex[:8]}")
-    try:
+    with _lab02_experiment() as (_, first), _lab02_experiment() as (_, second):
         mlflow.set_experiment(experiment_id=first)
         a = log_run({"family": "cnn"}, {"val_accuracy": 0.98}, {"note": "a"})
         if mlflow.active_run() is not None:
@@ -75,12 +77,6 @@ def _lab02_case():
             raise AssertionError("log_run must log into the active experiment, whichever it is")
         if client.get_run(b).data.metrics != {"val_accuracy": 0.91}:
             raise AssertionError("the second run holds metrics it was not given")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_experiment(experiment_name)
-        client.delete_experiment(first)
-        client.delete_experiment(second)
 
 
 _lab02_case()
@@ -88,26 +84,14 @@ _lab02_case()
         # Empty metrics and tags are a valid run too.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    experiment_id = client.create_experiment(f"lab-02-grader-{uuid.uuid4().hex[:8]}")
-    mlflow.set_experiment(experiment_id=experiment_id)
-    try:
+    with _lab02_experiment() as (_, experiment_id):
+        mlflow.set_experiment(experiment_id=experiment_id)
         run_id = log_run({"family": "dummy", "strategy": "prior"}, {}, {})
-        run = client.get_run(run_id)
+        run = MlflowClient().get_run(run_id)
         if run.info.status != "FINISHED" or mlflow.active_run() is not None:
             raise AssertionError("with no metrics and no tags, log_run should still close a run")
         if run.data.params != {"family": "dummy", "strategy": "prior"} or run.data.metrics:
             raise AssertionError("with empty metrics, the run should hold the params alone")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_experiment(experiment_name)
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -117,15 +101,10 @@ _lab02_case()
         # log_extra adds metrics and a JSON artifact to the given run, and makes no new run.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    experiment_id = client.create_experiment(f"lab-02-grader-{uuid.uuid4().hex[:8]}")
-    try:
+    with _lab02_experiment() as (_, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metric("val_accuracy", 0.93)
         values = {"accuracy": 0.42, "macro_f1": 0.375, "recall_3": 0.125}
@@ -151,10 +130,6 @@ def _lab02_case():
         runs = client.search_runs([experiment_id])
         if len(runs) != 1:
             raise AssertionError("log_extra made a new run: add to the existing one (its run_id)")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -162,15 +137,7 @@ _lab02_case()
         # find_runs keeps the runs at or above the threshold, and reads the metric it is given.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
+    with _lab02_experiment() as (name, experiment_id):
         ids = {}
         for accuracy, f1 in [(0.5, 0.99), (0.9, 0.2), (0.95, 0.3), (0.99, 0.1)]:
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -185,8 +152,6 @@ def _lab02_case():
             raise AssertionError("no run reaches 0.999: find_runs should return an empty list")
         if list(find_runs(name, "val_macro_f1", 0.95)) != [ids[0.5]]:
             raise AssertionError("find_runs should filter on the metric it is given")
-    finally:
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -194,16 +159,9 @@ _lab02_case()
         # The two together: what log_extra added, find_runs can find.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
+    with _lab02_experiment() as (name, experiment_id):
         runs = []
         for _ in range(3):
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -220,10 +178,6 @@ def _lab02_case():
         found = list(find_runs(name, "drift_accuracy", 0.5))
         if found != [runs[0]]:
             raise AssertionError("after log_extra, find_runs on drift_accuracy >= 0.5 finds 1 run")
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -233,15 +187,7 @@ _lab02_case()
         # Highest for a score, lowest for a loss; a run without the metric does not count.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
+    with _lab02_experiment() as (name, experiment_id):
         ids = {}
         for accuracy, loss in [(0.8, 0.6), (0.95, 0.2), (0.7, 0.9), (0.9, 0.1)]:
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -255,8 +201,6 @@ def _lab02_case():
             raise AssertionError("with greater_is_better=False, the lowest value wins")
         if best_run_id(name, "val_loss", greater_is_better=False) != ids[0.9]:
             raise AssertionError("for val_loss, the run with the lowest loss is the best")
-    finally:
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -264,15 +208,8 @@ _lab02_case()
         # A failed run, and one still running, are no candidates however good their numbers.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
-    name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
+    with _lab02_experiment() as (name, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metrics({"val_accuracy": 0.9, "val_loss": 0.3})
         failed = client.create_run(experiment_id).info.run_id
@@ -285,8 +222,6 @@ def _lab02_case():
             raise AssertionError("only FINISHED runs count: a failed or running one won")
         if best_run_id(name, "val_loss", greater_is_better=False) != run.info.run_id:
             raise AssertionError("only FINISHED runs count, for a loss too")
-    finally:
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()
@@ -294,15 +229,8 @@ _lab02_case()
         # No finished run logged the metric: ValueError, not a wrong id or a KeyError.
         """
 def _lab02_case():
-    import uuid
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
-    name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
+    with _lab02_experiment() as (name, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id):
             mlflow.log_metric("train_seconds", 2.0)
         failed = client.create_run(experiment_id).info.run_id
@@ -316,8 +244,6 @@ def _lab02_case():
             raise AssertionError(
                 f"no finished run logged val_accuracy: expected ValueError, got {answer!r}"
             )
-    finally:
-        client.delete_experiment(experiment_id)
 
 
 _lab02_case()

@@ -2,12 +2,25 @@
 
 Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`api`, `api_log`, `prometheus`, `scraped_after`,
-`promtool_test`, `reference`, ...) exist. Each builds its own case: requests of its own to the
-API (read back by their log lines or by two scrapes around them), made-up series for
-`promtool test rules`, or drift references built here; it runs inside a function so the
-learner's names stay untouched, and raises AssertionError with a plain message when the answer
-is wrong. Nothing here moves an alias, registers a model or writes outside a temporary folder.
+`promtool_test`, `reference`, ...) exist, and the PRELUDE's `_lab05_said`. Each builds its own
+case: requests of its own to the API (read back by their log lines or by two scrapes around
+them), made-up series for `promtool test rules`, or drift references built here; it runs inside
+a function so the learner's names stay untouched, and raises AssertionError with a plain
+message when the answer is wrong. Nothing here moves an alias, registers a model or writes
+outside a temporary folder.
 """
+
+PRELUDE = r'''
+import re as _re
+
+
+def _lab05_said(problems, when=False):
+    """What promtool got, on one line (its report spans many); `when`: at which evaluation."""
+    text = " ".join(problems.split())
+    got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
+    times = _re.findall(r"time: (\S+?),", text) if when else []
+    return f"at {times[-1]}, {got}" if times else got
+'''
 
 EXERCISES: dict[int, list[str]] = {
     1: [
@@ -220,10 +233,6 @@ _lab05_case()
         # over the window given.
         """
 def _lab05_case():
-    def said(problems):  # what promtool got, on one line (its report spans many)
-        text = " ".join(problems.split())
-        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
-
     def requests(route, status, values, instance="api:8000", method="POST"):
         labels = (
             f'job="api", instance="{instance}", route="{route}", method="{method}", '
@@ -258,7 +267,7 @@ def _lab05_case():
         if problems := promtool_test(test):
             raise AssertionError(
                 f"rate_by_route({window!r}) should give {expected} per second (/health sped up "
-                f"a minute ago), one series per route; promtool {said(problems)}"
+                f"a minute ago), one series per route; promtool {_lab05_said(problems)}"
             )
 
 
@@ -267,10 +276,6 @@ _lab05_case()
         # The share of 4xx: any 4xx, of that route only; 0 rather than nothing when none.
         """
 def _lab05_case():
-    def said(problems):  # what promtool got, on one line (its report spans many)
-        text = " ".join(problems.split())
-        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
-
     def requests(route, status, values):
         labels = (
             f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
@@ -307,7 +312,7 @@ def _lab05_case():
         if problems := promtool_test(test):
             raise AssertionError(
                 f"client_error_ratio({route!r}, '1m') should be {ratio} ({why}); "
-                f"promtool {said(problems)}"
+                f"promtool {_lab05_said(problems)}"
             )
 
 
@@ -316,10 +321,6 @@ _lab05_case()
         # A latency quantile over every status of one route, from its buckets alone.
         """
 def _lab05_case():
-    def said(problems):  # what promtool got, on one line (its report spans many)
-        text = " ".join(problems.split())
-        return text[text.rfind("got:") :] if "got:" in text else text[-200:]
-
     def bucket(route, status, le, values):
         labels = f'route="{route}", method="POST", status="{status}", le="{le}"'
         return {"series": f"api_request_duration_seconds_bucket{{{labels}}}", "values": values}
@@ -356,7 +357,8 @@ def _lab05_case():
         if problems := promtool_test(test):
             raise AssertionError(
                 f"latency_quantile({q}, {route!r}, '2m') should be {expected} s, one series "
-                f"from the buckets of that route, all statuses added up; promtool {said(problems)}"
+                f"from the buckets of that route, all statuses added up; "
+                f"promtool {_lab05_said(problems)}"
             )
 
 
@@ -494,14 +496,6 @@ _lab05_case()
         # share in its summary; `for_` and `max_ratio` are the ones given.
         """
 def _lab05_case():
-    import re
-
-    def said(problems):  # when, and what promtool got, on one line
-        text = " ".join(problems.split())
-        times = re.findall(r"time: (\\S+?),", text)
-        got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
-        return f"at {times[-1]}, {got}" if times else got
-
     def requests(status, values):
         labels = f'job="api", instance="api:8000", route="/predict", method="POST", '
         labels += f'status="{status}"'
@@ -530,7 +524,7 @@ def _lab05_case():
             raise AssertionError(
                 f"25 % 4xx from minute 5: client_error_rule({max_ratio}, {for_!r}) should be "
                 f"{why} (label severity=warning only, summary {summary!r}); "
-                f"promtool {said(problems)}"
+                f"promtool {_lab05_said(problems, when=True)}"
             )
 
 
@@ -539,14 +533,6 @@ _lab05_case()
         # What must not fire: 5xx, 4xx of another route, no traffic; and half of requests bad.
         """
 def _lab05_case():
-    import re
-
-    def said(problems):  # when, and what promtool got, on one line
-        text = " ".join(problems.split())
-        times = re.findall(r"time: (\\S+?),", text)
-        got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
-        return f"at {times[-1]}, {got}" if times else got
-
     def requests(status, values, route="/predict"):
         labels = (
             f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
@@ -569,7 +555,8 @@ def _lab05_case():
         test = {"interval": "15s", "input_series": series, "alert_rule_test": [never]}
         if problems := promtool_test(test, [client_error_rule(0.05, "1m")]):
             raise AssertionError(
-                f"client_error_rule(0.05, '1m') must not fire on {why}; promtool {said(problems)}"
+                f"client_error_rule(0.05, '1m') must not fire on {why}; "
+                f"promtool {_lab05_said(problems, when=True)}"
             )
     half = [requests("200", "0+9x60"), requests("415", "0+9x60")]
     alert = {
@@ -586,7 +573,7 @@ def _lab05_case():
     if problems := promtool_test(test, [client_error_rule(0.4, "1m")]):
         raise AssertionError(
             "half of /predict requests get a 415: client_error_rule(0.4, '1m') fires, saying "
-            f"'50% of /predict requests get a 4xx'; promtool {said(problems)}"
+            f"'50% of /predict requests get a 4xx'; promtool {_lab05_said(problems, when=True)}"
         )
 
 
