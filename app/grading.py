@@ -1,9 +1,9 @@
 """`python -m app.grading PATH...`: grade learners' lab notebooks against hidden cases.
 
 The lab is recognised from the file name (`01_anything.ipynb` is lab 01); its hidden cases are
-in tests/labs/lab_01.py (`EXERCISES`: exercise number -> snippets; an optional `PRELUDE`: code
+in tests/labs/lab_01.py (`EXERCISES`: exercise number -> snippets; an optional `HELPERS`: code
 the snippets share, such as a throwaway experiment). With testbook, each notebook runs in a
-kernel of its own: the cells tagged `setup` and `parameters`, the prelude, then, per exercise,
+kernel of its own: the cells tagged `setup` and `parameters`, the helpers, then, per exercise,
 the cell tagged `exercise-N` (the learner's functions) and every snippet, which raises when the
 answer is wrong. Prints one row per exercise and a total; given a folder, grades every notebook
 in it into one table and writes it as CSV too (`--csv`, default: grades.csv in that folder).
@@ -60,7 +60,7 @@ def hidden_cases(lab: str) -> dict[int, list[str]]:
 
 
 def cases_module(lab: str):
-    """tests/labs/lab_NN.py, loaded: `EXERCISES` and, when the snippets share code, `PRELUDE`."""
+    """tests/labs/lab_NN.py, loaded: `EXERCISES` and, when the snippets share code, `HELPERS`."""
     spec = importlib.util.spec_from_file_location(f"lab_{lab}", CASES / f"lab_{lab}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -86,8 +86,8 @@ def grade(notebook: Path, timeout: float = 300) -> list[Score]:
         except TestbookRuntimeError as error:
             why = f"the {tag} cell failed: {failure(error)}"
             return [Score(notebook.name, n, 0, len(c), why) for n, c in exercises.items()]
-        if prelude := getattr(cases, "PRELUDE", ""):
-            tb.inject(prelude, pop=True)  # the grader's own helpers, not the learner's code
+        if helpers := getattr(cases, "HELPERS", ""):
+            tb.inject(helpers, pop=True)  # the grader's own helpers, not the learner's code
         for number, snippets in exercises.items():
             passed, message = 0, ""
             try:

@@ -2,12 +2,12 @@
 
 Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`experiment_name`, `sweep`, ...) exist. Each builds its own
-case in a throwaway experiment (`_lab02_experiment`, from the PRELUDE) deleted afterwards, so the
+case in a throwaway experiment (`_lab02_experiment`, from HELPERS) deleted afterwards, so the
 lab's `lab-02` is left as it was; runs inside a function so the learner's names stay untouched;
 and raises AssertionError with a plain message when the answer is wrong.
 """
 
-PRELUDE = '''
+HELPERS = '''
 import contextlib as _contextlib
 import uuid as _uuid
 

@@ -2,7 +2,7 @@
 
 Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`api`, `api_log`, `prometheus`, `scraped_after`,
-`promtool_test`, `reference`, ...) exist, and the PRELUDE's `_lab05_said`. Each builds its own
+`promtool_test`, `reference`, ...) exist, and HELPERS' `_lab05_said`. Each builds its own
 case: requests of its own to the API (read back by their log lines or by two scrapes around
 them), made-up series for `promtool test rules`, or drift references built here; it runs inside
 a function so the learner's names stay untouched, and raises AssertionError with a plain
@@ -10,7 +10,7 @@ message when the answer is wrong. Nothing here moves an alias, registers a model
 outside a temporary folder.
 """
 
-PRELUDE = r'''
+HELPERS = r'''
 import re as _re
 
 
