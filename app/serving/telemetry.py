@@ -155,6 +155,8 @@ class Telemetry:
     """Pure ASGI middleware: request id, latency, status, in-flight count, one log line.
 
     Routes add to `scope["state"]["log"]` what belongs in the line (model version, digits).
+    The line and the metrics are recorded just before the last bytes of the answer go out, so a
+    client that has its answer finds its request in the log and in `/metrics`.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
@@ -170,23 +172,14 @@ class Telemetry:
         client = client if client in CLIENTS else "api"
         extra: dict = {}
         scope.setdefault("state", {})["log"] = extra
-        status = 500
+        status, recorded = 500, False
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
-                ]
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")  # the template, not the URL
@@ -205,3 +198,21 @@ class Telemetry:
                     **extra,
                 },
             )
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                record()
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            record()  # no answer went out (an exception): the line is still written

@@ -89,11 +89,7 @@ def test_every_line_the_api_writes_is_json(api, params):
     def log_records() -> list[dict]:  # raises on the first line that is not JSON
         return [json.loads(line) for line in (api.state_dir / "api.log").read_text().splitlines()]
 
-    # The request line is written once the answer has gone: give it a moment on a busy machine.
-    deadline = time.monotonic() + 10
-    while not any(r.get("status") == 404 for r in log_records()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    records = log_records()
+    records = log_records()  # a request's line is written before its answer goes out: no wait
     messages = [record["message"] for record in records]
     assert any(m.startswith("Started server process") for m in messages)  # uvicorn's own
     assert messages.count("model swapped in") == 2
