@@ -44,8 +44,9 @@ class Settings(BaseSettings):
 
     # The model API.
     api_poll_seconds: float = Field(default=5.0, gt=0)  # how often it checks @champion
-    api_max_instances: int = Field(default=1000, gt=0)
-    api_max_body_bytes: int = Field(default=1_000_000, gt=0)
+    api_max_instances: int = Field(default=1000, gt=0)  # rows per /predict request
+    # Room for api_max_instances rows of full-precision floats (~1.3 KB a row in JSON).
+    api_max_body_bytes: int = Field(default=2_000_000, gt=0)
     api_max_image_bytes: int = Field(default=5_000_000, gt=0)
     api_max_image_pixels: int = Field(default=25_000_000, gt=0)
     api_threads: int = Field(

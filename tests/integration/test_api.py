@@ -209,6 +209,16 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, served):
     assert f"the limit is {served.api_max_body_bytes} bytes" in answer.json()["error"]
 
 
+def test_the_largest_batch_fits_in_the_body_limit_at_full_precision(client, served):
+    """Any float JSON can write (17 significant digits) for every pixel of the most rows allowed."""
+    rows = np.random.default_rng(0).uniform(0, 16, (served.api_max_instances, 64))
+    body = json.dumps({"instances": rows.tolist()}).encode()
+    assert len(body) > 1_000_000  # more than the old limit refused
+    answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == served.api_max_instances
+
+
 def test_a_streamed_body_over_the_limit_is_refused(client, served):
     def chunks():
         for _ in range(served.api_max_body_bytes // 10_000 + 2):

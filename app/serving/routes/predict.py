@@ -58,7 +58,11 @@ async def predict(
     metrics: MetricsDep,
     request: Request,
 ) -> PredictResponse:
-    """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16)."""
+    """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16).
+
+    By default at most 1,000 rows per request (`WORKBOOK_API_MAX_INSTANCES`) in a body of at most
+    2 MB (`WORKBOOK_API_MAX_BODY_BYTES`): a bigger batch gets a 422 or a 413; send it in parts.
+    """
     if len(body.instances) > settings.api_max_instances:
         raise HTTPException(
             422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
