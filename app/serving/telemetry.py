@@ -50,6 +50,8 @@ def setup_json_logging() -> None:
     root.setLevel(logging.INFO)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow", "py.warnings"):
         logger = logging.getLogger(name)
+        if name == "uvicorn.access" and not (logger.handlers or logger.propagate):
+            continue  # `--no-access-log`: the request lines are ours (Telemetry), not doubled
         logger.handlers, logger.propagate = [], True
     quiet_libraries()
     logging.captureWarnings(True)

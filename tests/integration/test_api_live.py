@@ -94,6 +94,8 @@ def test_every_line_the_api_writes_is_json(api, params):
     assert any(m.startswith("Started server process") for m in messages)  # uvicorn's own
     assert messages.count("model swapped in") == 2
     assert {r["status"] for r in records if r["message"] == "request"} >= {200, 404, 422}
+    # One line per request: the API's own. uvicorn's access line would repeat it in other words.
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
     assert all({"time", "level", "logger"} <= set(record) for record in records)
 
 
