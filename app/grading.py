@@ -55,10 +55,6 @@ def lab_of(notebook: Path) -> str:
     return match[1]
 
 
-def hidden_cases(lab: str) -> dict[int, list[str]]:
-    return cases_module(lab).EXERCISES
-
-
 def cases_module(lab: str):
     """tests/labs/lab_NN.py, loaded: `EXERCISES` and, when the snippets share code, `HELPERS`."""
     spec = importlib.util.spec_from_file_location(f"lab_{lab}", CASES / f"lab_{lab}.py")

@@ -80,7 +80,7 @@ def test_every_lab_has_hidden_cases_for_each_exercise():
     for path in SOLUTIONS:
         tags = {t for c in nbformat.read(path, 4).cells for t in c.metadata.get("tags", [])}
         exercises = {int(t.split("-")[1]) for t in tags if t.startswith("exercise-")}
-        cases = grading.hidden_cases(grading.lab_of(path))
+        cases = grading.cases_module(grading.lab_of(path)).EXERCISES
         assert set(cases) == exercises and all(cases.values()), path.name
 
 

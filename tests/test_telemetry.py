@@ -10,23 +10,11 @@ import pytest
 from app.serving.telemetry import Metrics, Telemetry, access_log
 
 
-class Lines(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def lines():
-    handler, level = Lines(), access_log.level
-    access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    yield handler.records
-    access_log.removeHandler(handler)
-    access_log.setLevel(level)
+def access_lines(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """pytest's caplog, holding the request lines the middleware writes."""
+    caplog.set_level(logging.INFO, logger=access_log.name)
+    return caplog
 
 
 def call(app, headers: list[tuple[bytes, bytes]], on_send) -> None:
@@ -49,7 +37,7 @@ async def two_chunks(scope, receive, send):
     await send({"type": "http.response.body", "body": b"b"})
 
 
-def test_the_line_and_metrics_are_written_before_the_last_byte_goes_out(lines):
+def test_the_line_and_metrics_are_written_before_the_last_byte_goes_out(access_lines):
     metrics = Metrics()
     seen_at_each_send = []
 
@@ -58,7 +46,7 @@ def test_the_line_and_metrics_are_written_before_the_last_byte_goes_out(lines):
             "api_requests_total",
             {"route": "unmatched", "method": "GET", "status": "201", "client": "api"},
         )
-        seen_at_each_send.append((message["type"], len(lines), count))
+        seen_at_each_send.append((message["type"], len(access_lines.records), count))
 
     call(Telemetry(two_chunks, metrics), [(b"x-request-id", b"abc")], on_send)
     assert seen_at_each_send == [
@@ -66,12 +54,12 @@ def test_the_line_and_metrics_are_written_before_the_last_byte_goes_out(lines):
         ("http.response.body", 0, None),  # more to come: not yet
         ("http.response.body", 1, 1.0),  # the last chunk: already logged and counted
     ]
-    (line,) = lines
+    (line,) = access_lines.records
     assert (line.request_id, line.status, line.digits, line.client) == ("abc", 201, [7], "api")
     assert metrics.registry.get_sample_value("api_requests_in_flight") == 0
 
 
-def test_a_request_that_raises_is_still_logged_once(lines):
+def test_a_request_that_raises_is_still_logged_once(access_lines):
     metrics = Metrics()
 
     async def broken(scope, receive, send):
@@ -79,6 +67,6 @@ def test_a_request_that_raises_is_still_logged_once(lines):
 
     with pytest.raises(RuntimeError):
         call(Telemetry(broken, metrics), [(b"x-client", b"playground")], lambda message: None)
-    (line,) = lines
+    (line,) = access_lines.records
     assert (line.status, line.client) == (500, "playground")
     assert metrics.registry.get_sample_value("api_requests_in_flight") == 0
