@@ -12,8 +12,18 @@ import pytest
 
 from tests.quiet_notebooks import install
 
-# In this order: the stage notebooks, the labs' solutions, then the grading of every lab.
-SHARED_STACK = ("notebooks/", "solutions/", "tests/test_labs.py")
+# In this order: the stage notebooks, notebook 06 stopped in the middle, the labs' solutions, then
+# the grading of every lab.
+SHARED_STACK = (
+    "notebooks/",
+    "tests/integration/test_notebook_06_failure.py",
+    "solutions/",
+    "tests/test_labs.py",
+)
+
+# Test files whose every test stands alone (no module fixture to share): each test goes to
+# whichever worker is free, so a long file does not load one worker.
+ON_ANY_WORKER = ("tests/test_gate_margins.py",)
 
 
 def shared_rank(nodeid: str) -> int | None:
@@ -39,6 +49,10 @@ def pytest_xdist_make_scheduler(config, log):
 
     class SharedStackFirst(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "shared-stack" if shared_rank(nodeid) is not None else nodeid.split("::")[0]
+            if shared_rank(nodeid) is not None:
+                return "shared-stack"
+            if nodeid.startswith(ON_ANY_WORKER):
+                return nodeid
+            return nodeid.split("::")[0]
 
     return SharedStackFirst(config, log)

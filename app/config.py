@@ -124,7 +124,9 @@ class VersionParams(BaseModel):
     """What one dataset version's train split holds (val is the same in every version)."""
 
     pool: float = Field(gt=0, le=1)  # the stratified share of the training pool; nested
-    include_shifted: bool = False  # add `shifted_train`'s labelled shifted digits
+    # Add `shifted_train`'s labelled shifted digits to train, and `shifted_val`'s as a second
+    # evaluation set (`shifted_val/`): the traffic the version's models must serve.
+    include_shifted: bool = False
 
 
 class DataParams(BaseModel):
@@ -133,6 +135,8 @@ class DataParams(BaseModel):
     shift: DriftBatchParams
     # The labelled shifted digits a version may add: made from training-pool digits only.
     shifted_train: ShiftParams
+    # Its labelled shifted evaluation set: val digits, drawn apart from the drift batches.
+    shifted_val: ShiftParams
 
 
 class ValidationParams(BaseModel):
@@ -177,6 +181,9 @@ class TrainParams(BaseModel):
 
 class RegistryParams(BaseModel):
     min_accuracy: float = Field(ge=0, le=1)  # the gate: a challenger below this never ships
+    # The gate's non-inferiority margin: how much lower than the champion a challenger may
+    # score on an evaluation set and still be promoted (app/registry.py, `decide`).
+    tolerance: float = Field(ge=0, lt=1)
 
 
 class MonitoringParams(BaseModel):

@@ -13,7 +13,7 @@ import papermill
 from nbformat import NotebookNode
 from papermill.exceptions import PapermillExecutionError
 
-from app import stack
+from app import sandbox, stack
 from app.config import Settings, get_settings, load_params
 from app.data.dvc import DataVersionMismatch, DvcError, dvc, ensure_data, is_clean
 from app.data.validate import DataValidationError, check
@@ -110,6 +110,7 @@ def run_pipeline(
     log.info("data: %s", ensure_data(settings, params))
     log.info(check(settings.data_dir, params.validation).summary())
     stack.up(settings)
+    sandbox.undo_all(settings)  # what an interrupted notebook 06 left behind, given back (logged)
     executed = run_notebooks(settings, only, folder)
     if not is_clean(settings.root):
         raise DvcError(

@@ -16,7 +16,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,8 +27,10 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from app import sandbox
 from app.config import REPO_ROOT, Settings, get_settings
 from app.log import setup_logging
+from app.processes import live_pid, stop_group
 
 log = logging.getLogger("app.stack")
 COMPOSE = REPO_ROOT / "compose"
@@ -329,12 +330,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 def running_pid(settings: Settings, service: Service) -> int | None:
     """The pid of our process for this service, if its pid file names a live process."""
-    try:
-        pid = int(_pid_file(settings, service).read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid
+    return live_pid(_pid_file(settings, service))
 
 
 def start(settings: Settings, service: Service) -> bool:
@@ -374,28 +370,7 @@ def start(settings: Settings, service: Service) -> bool:
 
 def stop(settings: Settings, service: Service, grace_seconds: float = 15) -> bool:
     """Stop a service's whole process group; return True if something was running."""
-    pid = running_pid(settings, service)
-    _pid_file(settings, service).unlink(missing_ok=True)
-    if pid is None:
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline:
-            _reap(pid)
-            os.killpg(pid, 0)  # raises once the whole group is gone
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
-    except ProcessLookupError:
-        pass  # gone, as asked
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if we started it, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    return stop_group(_pid_file(settings, service), grace_seconds)
 
 
 def up(settings: Settings) -> list[Service]:
@@ -412,9 +387,23 @@ def up(settings: Settings) -> list[Service]:
 
 
 def down(settings: Settings, only: list[Service] | None = None) -> None:
+    """Stop the stack's services (or `only` these), after what its sandboxes changed is given
+    back and every process they started is stopped (notebook 06's watcher, for one)."""
+    give_back_sandboxes(settings)
     for service in reversed(only if only is not None else services(settings)):
         if stop(settings, service):
             log.info("%-12s stopped", service.name)
+
+
+def give_back_sandboxes(settings: Settings) -> None:
+    """Undo every sandbox while MLflow and Alertmanager still answer; else stop their
+    processes only (the next run of their notebook gives the rest back)."""
+    needed = [service(settings, name) for name in ("mlflow", "alertmanager")]
+    if all(map(is_healthy, needed)):
+        sandbox.undo_all(settings)
+    else:
+        for name in sandbox.stop_all_processes(settings):
+            log.info("sandbox: stopped the process of %s", name)
 
 
 def reset(settings: Settings) -> None:

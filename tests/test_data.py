@@ -20,6 +20,7 @@ from app.data import (
     shifted_batch,
     to_png_bytes,
     version_shifted,
+    version_shifted_val,
 )
 from app.data.build import SHIFTED_PREFIX, source_splits, version_splits
 from app.data.images import from_image
@@ -29,7 +30,7 @@ from tests.conftest import file_bytes
 # (v1's md5 is pinned in data.dvc and checked against it below.)
 KNOWN_MD5 = {
     "v2": "886d8eaccb22a4761e32b9d69c91808c.dir",
-    "v3": "eec7371176f598df47e228ad46c229b7.dir",
+    "v3": "f485a1db6114d1c151991e52113d75a4.dir",
 }
 
 
@@ -126,15 +127,34 @@ def test_v3_builds_the_same_bytes_twice_and_validates(params, built, tmp_path):
     train_v2, val = version_splits(params.data, "v2")
     assert sum(report.counts["train"].values()) == len(train_v2) + params.data.shifted_train.size
     assert sum(report.counts["val"].values()) == len(val)
+    assert sum(report.counts["shifted_val"].values()) == params.data.shifted_val.size
 
 
-def test_v3_is_v2_plus_shifted_copies(params, built):
+def test_v3_is_v2_plus_shifted_copies_and_a_shifted_evaluation_set(params, built):
     v2_files, v3_files = file_bytes(built["v2"]), file_bytes(built["v3"])
     added = v3_files.keys() - v2_files.keys()
     assert {name: v3_files[name] for name in v2_files} == v2_files
-    assert len(added) == params.data.shifted_train.size
-    assert all(Path(name).name.startswith(SHIFTED_PREFIX) for name in added)
-    assert version_shifted(params.data, "v1") is None and version_shifted(params.data, 2) is None
+    to_train = {name for name in added if name.startswith("train/")}
+    assert len(to_train) == params.data.shifted_train.size
+    assert all(Path(name).name.startswith(SHIFTED_PREFIX) for name in to_train)
+    assert len(added - to_train) == params.data.shifted_val.size
+    assert all(name.startswith("shifted_val/") for name in added - to_train)
+    for version in ("v1", 2):
+        assert version_shifted(params.data, version) is None
+        assert version_shifted_val(params.data, version) is None
+
+
+def test_the_shifted_evaluation_set_is_val_digits_drawn_apart_from_the_drift_batches(params):
+    """Shifted copies of val digits (so no model trained on them), labelled, and not the same
+    draws as the batch monitoring sends or the fresh batch that judges every model at the end."""
+    judged = version_shifted_val(params.data, "v3")
+    _, val = source_splits(params.data)
+    assert set(judged.ids) <= set(val.ids)
+    np.testing.assert_array_equal(val.labels[np.searchsorted(val.ids, judged.ids)], judged.labels)
+    assert (judged.images != val.images[np.searchsorted(val.ids, judged.ids)]).any(axis=1).all()
+    for batch in (shifted_batch(params.data), fresh_shifted_batch(params.data)):
+        common, mine, theirs = np.intersect1d(judged.ids, batch.ids, return_indices=True)
+        assert not (judged.images[mine] == batch.images[theirs]).all(axis=1).any()
 
 
 def test_v3_train_holds_no_val_derived_image(params, built):

@@ -6,6 +6,7 @@ from app.data.build import (
     fresh_shifted_batch,
     shifted_batch,
     version_shifted,
+    version_shifted_val,
     version_splits,
 )
 from app.data.dvc import dir_md5, dvc, ensure_data, is_clean, read_pin, switch_version
@@ -31,5 +32,6 @@ __all__ = [
     "to_png_bytes",
     "validate",
     "version_shifted",
+    "version_shifted_val",
     "version_splits",
 ]

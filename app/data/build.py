@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from app.config import DataParams, ShiftParams
-from app.data.images import MAX_VALUE, SIDE, to_png_bytes
+from app.data.images import MAX_VALUE, SHIFTED_VAL, SIDE, to_png_bytes
 
 SHIFTED_PREFIX = "shifted-"  # a shifted copy of digit 123 is `<label>/shifted-0123.png`
 
@@ -83,6 +83,19 @@ def version_shifted(params: DataParams, version: str | int) -> Split | None:
     return shifted_sample(train, params.shifted_train)
 
 
+def version_shifted_val(params: DataParams, version: str | int) -> Split | None:
+    """The labelled shifted evaluation set a version brings (`shifted_val/`), or None.
+
+    Shifted copies of val digits (never train digits: a model saw those, and augmentation shows
+    it their shifted forms), with a seed of their own: other digits, angles and noise than the
+    drift batches monitoring sends, so the fresh batch stays unseen by every choice we make.
+    """
+    if not params.versions[version_name(version)].include_shifted:
+        return None
+    _, val = source_splits(params)
+    return shifted_sample(val, params.shifted_val)
+
+
 def write_split(split: Split, split_dir: Path, prefix: str = "") -> None:
     """Write `<digit>/<prefix><id>.png` files for one split."""
     for image, label, sample_id in zip(split.images, split.labels, split.ids, strict=True):
@@ -92,9 +105,10 @@ def write_split(split: Split, split_dir: Path, prefix: str = "") -> None:
 
 
 def build_version(params: DataParams, version: str | int, out_dir: Path) -> Path:
-    """Write a version as `out_dir/train` and `out_dir/val` (out_dir must be new or empty)."""
+    """Write a version as `out_dir/train`, `out_dir/val` and, for a version that brings
+    labelled shifted digits, `out_dir/shifted_val` (out_dir must be new or empty)."""
     train, val = version_splits(params, version)
-    shifted = version_shifted(params, version)
+    shifted, shifted_val = version_shifted(params, version), version_shifted_val(params, version)
     out_dir.mkdir(parents=True, exist_ok=True)
     if any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty: build a version into a new folder")
@@ -102,6 +116,8 @@ def build_version(params: DataParams, version: str | int, out_dir: Path) -> Path
     if shifted is not None:
         write_split(shifted, out_dir / "train", prefix=SHIFTED_PREFIX)
     write_split(val, out_dir / "val")
+    if shifted_val is not None:
+        write_split(shifted_val, out_dir / SHIFTED_VAL)
     return out_dir
 
 

@@ -11,6 +11,10 @@ from PIL import Image, ImageOps
 SIDE = 8
 MAX_VALUE = 16  # scikit-learn's digits count ink from 0 to 16 per pixel
 CLASSES = tuple(str(digit) for digit in range(10))
+# The evaluation sets of a data folder: val, and the labelled shifted digits some versions bring
+# (the traffic their models must serve). The gate scores every one the data holds.
+SHIFTED_VAL = "shifted_val"
+EVALUATION_SETS = ("val", SHIFTED_VAL)
 
 
 def to_png_bytes(values: np.ndarray) -> bytes:

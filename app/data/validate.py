@@ -10,9 +10,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from app.config import ValidationParams
-from app.data.images import CLASSES, SIDE
+from app.data.images import CLASSES, SHIFTED_VAL, SIDE
 
 SPLITS = ("train", "val")
+OPTIONAL_SPLITS = (SHIFTED_VAL,)  # only in versions that bring labelled shifted digits
 
 # Rule name -> what it means, in the words the report uses.
 RULES = {
@@ -24,7 +25,7 @@ RULES = {
     "wrong-size": f"must be {SIDE}x{SIDE} pixels",
     "missing-class": "a class has no images in this split",
     "too-few": "a class has fewer images than params.yaml requires",
-    "leakage": "the same image is in train and in val",
+    "leakage": "the same image is in train and in an evaluation split",
 }
 
 
@@ -122,33 +123,35 @@ def _check_split(split_dir: Path, report: Report) -> dict[str, Path]:
 
 
 def validate(data_dir: Path, rules: ValidationParams) -> Report:
-    """Check every rule on `data_dir` (which holds `train/` and `val/`) and report all problems."""
+    """Check every rule on `data_dir` (train/, val/, shifted_val/ if any); report all problems."""
     report = Report(data_dir)
     if not data_dir.is_dir():
         report.add("missing-split", str(data_dir), "the data folder does not exist")
         return report
     for entry in sorted(data_dir.iterdir()):
-        if entry.name not in SPLITS:
+        if entry.name not in SPLITS + OPTIONAL_SPLITS:
             report.add("stray-file", entry)
     hashes = {}
-    for split in SPLITS:
+    for split in SPLITS + OPTIONAL_SPLITS:
         if (data_dir / split).is_dir():
             hashes[split] = _check_split(data_dir / split, report)
-        else:
+        elif split in SPLITS:
             report.add("missing-split", split)
-    minimum = {"train": rules.min_per_class_train, "val": rules.min_per_class_val}
+    minimum = {"train": rules.min_per_class_train}
+    minimum |= {split: rules.min_per_class_val for split in ("val", *OPTIONAL_SPLITS)}
     for split, counts in report.counts.items():
         for label, count in counts.items():
             if count == 0:
                 report.add("missing-class", f"{split}/{label}", "no images")
             elif count < minimum[split]:
                 report.add("too-few", f"{split}/{label}", f"{count} < {minimum[split]}")
-    if len(hashes) == len(SPLITS):
-        for digest in sorted(hashes["train"].keys() & hashes["val"].keys()):
+    train = hashes.get("train", {})
+    for split in ("val", *OPTIONAL_SPLITS):
+        for digest in sorted(train.keys() & hashes.get(split, {}).keys()):
             report.add(
                 "leakage",
-                hashes["val"][digest],
-                f"same pixels as {hashes['train'][digest].relative_to(data_dir)}",
+                hashes[split][digest],
+                f"same pixels as {train[digest].relative_to(data_dir)}",
             )
     return report
 

@@ -23,7 +23,7 @@ from app import stack
 from app.config import Settings
 from app.data import switch_version
 from app.data.build import fresh_shifted_batch, shifted_batch
-from app.data.dvc import dvc
+from app.data.dvc import dvc, read_pin
 from app.data.validate import DataValidationError
 from app.registry import CHAMPION, version_by_alias
 from app.retraining.run import FAILURES, RetrainBusy, read_history, retrain, retrain_lock
@@ -55,6 +55,20 @@ def repo(server, dvc_repo, params, tmp_path) -> Settings:
     switch_version(settings, params, 1)
     commit(settings, "data v1")
     return settings
+
+
+def served_after_retrain(settings: Settings, url: str, seconds: float = 180) -> dict:
+    """Wait until the watcher has retrained the data HEAD pins and the API serves its champion;
+    its record. Fails at once, with the watcher's reason, when that data was not promoted."""
+    md5, deadline = read_pin(settings.dvc_file).md5, time.monotonic() + seconds
+    while True:
+        record = next((r for r in read_history(settings)[::-1] if r["data_md5"] == md5), None)
+        if record:
+            assert record["decision"] == "promoted", f"{record['decision']}: {record['reason']}"
+            if httpx.get(f"{url}/model").json()["version"] == record["champion_after"]:
+                return record
+        assert time.monotonic() < deadline, httpx.get(f"{settings.retrainer_url}/status").json()
+        time.sleep(0.5)
 
 
 def versions(settings: Settings) -> list[str]:
@@ -148,9 +162,7 @@ def test_a_committed_data_version_is_served_with_no_failed_request(repo, params,
         switch_version(repo, params, 2)
         commit(repo, "data v2")
         committed = time.monotonic()
-        while httpx.get(f"{url}/model").json()["version"] != "2":
-            assert time.monotonic() - committed < 180, httpx.get(f"{repo.retrainer_url}/status")
-            time.sleep(0.5)
+        served_after_retrain(repo, url)
         served_after = time.monotonic() - committed
         time.sleep(1)
     finally:
@@ -226,10 +238,7 @@ def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits
         before = drift_score_after(url, shifted.images)
         switch_version(repo, params, 3)
         commit(repo, "data v3: v2 and the labelled shifted digits")
-        deadline = time.monotonic() + 180
-        while httpx.get(f"{url}/model").json()["version"] == "1":
-            assert time.monotonic() < deadline, httpx.get(f"{repo.retrainer_url}/status").json()
-            time.sleep(0.5)
+        record = served_after_retrain(repo, url)
         after = drift_score_after(url, shifted.images)
         answer = httpx.post(f"{url}/predict", json={"instances": fresh.images.tolist()}).json()
     finally:
@@ -246,7 +255,8 @@ def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits
     )
     assert before > params.monitoring.drift_threshold and after < before
     assert new_accuracy >= 0.90 and old_accuracy < 0.75
-    assert read_history(repo)[-1]["data_version"] == "v3"
+    assert record["data_version"] == "v3"
+    print(f"the gate: {record['reason']}")
 
 
 def test_mlflow_stopping_during_a_retrain_fails_it_and_registers_nothing(repo, params, tmp_path):
