@@ -28,6 +28,10 @@ from app.registry import CHALLENGER, CHAMPION
 log = logging.getLogger("app.sandbox")
 
 
+class SandboxError(RuntimeError):
+    """What a sandbox could not give back, and how to finish."""
+
+
 class Sandbox:
     """One named sandbox of a stack: its folder, its ledger, and `undo`."""
 
@@ -65,15 +69,23 @@ class Sandbox:
         self._write(ledger | {"silences": [*ledger.get("silences", []), silence_id]})
 
     def undo(self) -> list[str]:
-        """Give back everything noted; return what was done. Keeps the ledger (and raises)
-        when MLflow or Alertmanager cannot be reached, so a later `undo` can finish the job."""
+        """Give back everything noted; return what was done. When MLflow or Alertmanager cannot
+        be reached, raises SandboxError and keeps the ledger, so a later `undo` finishes."""
         done = [f"stopped {path.stem} (pid file {path.name})" for path in self._pid_files()
                 if stop_group(path)]  # fmt: skip
         ledger = self.ledger
-        if "model_name" in ledger:
-            done += self._restore_registry(ledger)
-        for silence_id in ledger.get("silences", []):
-            done += expire_silence(self.settings, silence_id)
+        try:
+            if "model_name" in ledger:
+                done += self._restore_registry(ledger)
+            for silence_id in ledger.get("silences", []):
+                done += expire_silence(self.settings, silence_id)
+        except (MlflowException, httpx.HTTPError) as error:
+            raise SandboxError(
+                f"sandbox {self.name}: its processes are stopped, but the registry or a silence "
+                f"could not be given back ({type(error).__name__}: {error}). With the stack up, "
+                "the next run of the notebook, `make pipeline` or `make stack-down` gives back "
+                "the rest (`make reset` starts over)"
+            ) from error
         shutil.rmtree(self.folder, ignore_errors=True)
         done.append(f"removed {self.folder}")
         for line in done:

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from app import stack
 from app.processes import live_pid
-from app.sandbox import Sandbox
+from app.sandbox import Sandbox, SandboxError
 from tests.conftest import champion_of, free_port, isolated
 
 pytestmark = pytest.mark.integration
@@ -126,3 +126,21 @@ def process_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     done = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
     return done.returncode == 0 and not done.stdout.strip().startswith("Z")
+
+
+def test_what_cannot_be_given_back_is_named_and_kept_for_later(
+    shared, params, dvc_repo, monkeypatch
+):
+    before = registry_state(shared)
+    sandbox, watcher, silence_id = change_everything(shared, params, dvc_repo)
+    pid = live_pid(sandbox.folder / "state" / "retrainer.pid")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not in minutes
+    gone = shared.model_copy(update={"mlflow_port": free_port()})
+
+    with pytest.raises(SandboxError, match="the next run of the notebook, `make pipeline`"):
+        Sandbox(gone, "notebook-06").undo()
+
+    assert not process_alive(pid)  # stopped first, whatever else fails
+    assert sandbox.ledger["silences"] == [silence_id]
+    monkeypatch.undo()
+    assert Sandbox(shared, "notebook-06").open() and registry_state(shared) == before
