@@ -71,10 +71,13 @@ retrain: data stack-up
 doctor: setup
 	$(PY) -m app.doctor
 
-# JupyterLab on the repository, opened on START.md (the path through notebooks and labs).
+# JupyterLab on the repository, opened on START.md (the path through notebooks and labs), with
+# the course's settings (.jupyter/jupyter_lab_config.py; yours in ~/.jupyter stay as they are).
+# The labs are the learner's own copies in my-labs/, made on first use and never overwritten.
 lab: stack-up
-	$(VENV)/bin/jupyter lab --port $${WORKBOOK_JUPYTER_PORT:-8888} \
-		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/START.md
+	$(PY) -m app.labs --mine
+	$(VENV)/bin/jupyter lab --config=$(CURDIR)/.jupyter/jupyter_lab_config.py \
+		--port $${WORKBOOK_JUPYTER_PORT:-8888}
 
 # Every solution notebook run top to bottom with papermill, as `make pipeline` runs notebooks/.
 solutions: setup
@@ -86,9 +89,11 @@ solutions: setup
 labs: setup
 	$(PY) -m app.labs
 
-# Grade a learner's lab, or a folder of them (one table, and grades.csv): make grade NOTEBOOK=PATH
+# Grade your labs (my-labs/), one lab (NOTEBOOK=my-labs/01_....ipynb), or a class's folder of
+# them (NOTEBOOK=submissions/): one table, and grades.csv for a folder.
+NOTEBOOK ?= my-labs
 grade: setup
-	@test -n "$(NOTEBOOK)" || { echo "usage: make grade NOTEBOOK=path/to/01_....ipynb (or a folder)"; exit 2; }
+	@test -e "$(NOTEBOOK)" || { echo "nothing to grade at $(NOTEBOOK): make lab makes my-labs/, or give NOTEBOOK=path/to/01_....ipynb (or a folder)"; exit 2; }
 	$(PY) -m app.grading $(NOTEBOOK)
 
 lint: setup

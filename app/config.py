@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         """Executed copies of the notebooks (git-ignored)."""
         return self.root / "runs"
 
+    @property
+    def sandboxes_dir(self) -> Path:
+        """What notebooks borrow from the stack, noted to be given back (app/sandbox.py)."""
+        return self.state_dir / "sandboxes"
+
 
 class SplitParams(BaseModel):
     seed: int

@@ -26,6 +26,7 @@ from testbook.exceptions import TestbookRuntimeError
 
 from app.config import REPO_ROOT
 from app.log import setup_logging
+from app.pipeline import KERNEL_CONFIG
 
 log = logging.getLogger("app.grading")
 CASES = REPO_ROOT / "tests" / "labs"
@@ -75,7 +76,7 @@ def grade(notebook: Path, timeout: float = 300) -> list[Score]:
     cases = cases_module(lab_of(notebook))
     exercises = cases.EXERCISES
     scores = []
-    with testbook(str(notebook), execute=False, timeout=timeout) as tb:
+    with testbook(str(notebook), execute=False, timeout=timeout, config=KERNEL_CONFIG) as tb:
         try:
             for tag in ("setup", "parameters"):
                 tb.execute_cell(tag)

@@ -1,4 +1,5 @@
-"""`python -m app.labs [--check]`: write the student labs (labs/) from the solutions (solutions/).
+"""`python -m app.labs [--check | --mine]`: write the student labs (labs/) from the solutions
+(solutions/), or give a learner copies of their own (my-labs/).
 
 What `make labs` runs. In a solution notebook:
 - the lines between `### BEGIN SOLUTION` and `### END SOLUTION` (markers included) become
@@ -7,6 +8,8 @@ What `make labs` runs. In a solution notebook:
 - cells tagged `hidden` are left out;
 - outputs and execution counts are cleared.
 `--check` writes nothing and fails when labs/ is not exactly what it would write.
+`--mine` copies each lab to my-labs/ (git-ignored) unless a copy is there already: the learner's
+work lives there, `make lab` opens it and `make grade` grades it, and nothing ever overwrites it.
 
 nbformat does it: nbgrader's preprocessors do the same, but nbgrader would bring a database, a
 Jupyter server extension and a few dozen packages for these few lines.
@@ -30,6 +33,7 @@ from app.log import setup_logging
 
 log = logging.getLogger("app.labs")
 SOLUTIONS, LABS = REPO_ROOT / "solutions", REPO_ROOT / "labs"
+MY_LABS = REPO_ROOT / "my-labs"  # the learner's copies: git-ignored, never overwritten
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HINT = re.compile(r"^\*\*Hint:\*\*\s*(.+)$", re.MULTILINE)
 
@@ -98,12 +102,29 @@ def stale_labs() -> list[str]:
     return problems
 
 
+def copy_for_learner(labs: Path, mine: Path) -> list[Path]:
+    """Copy every lab of `labs` into `mine` that is not there yet; return the new copies.
+    An existing copy is the learner's work: it is never overwritten."""
+    mine.mkdir(exist_ok=True)
+    copied = []
+    for lab in sorted(labs.glob("*.ipynb")):
+        if not (mine / lab.name).exists():
+            (mine / lab.name).write_bytes(lab.read_bytes())
+            copied.append(mine / lab.name)
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.labs", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if labs/ is stale")
+    parser.add_argument("--mine", action="store_true", help="copy labs/ to my-labs/ (no overwrite)")
     args = parser.parse_args(argv)
     setup_logging()
     try:
+        if args.mine:
+            copied = copy_for_learner(LABS, MY_LABS)
+            log.info("my-labs/: %d new lab(s) copied from labs/, your work kept", len(copied))
+            return 0
         if args.check:
             problems = stale_labs()
             for problem in problems:

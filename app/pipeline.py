@@ -12,6 +12,7 @@ import nbformat
 import papermill
 from nbformat import NotebookNode
 from papermill.exceptions import PapermillExecutionError
+from traitlets.config import Config
 
 from app import sandbox, stack
 from app.config import Settings, get_settings, load_params
@@ -27,6 +28,12 @@ ALLOWED_STDERR = (
     # Printed once per machine, by the first process that imports matplotlib.
     "Matplotlib is building the font cache",
 )
+
+
+# Kernels talk over CurveZMQ-encrypted sockets, their keys provisioned by jupyter_client where
+# the kernelspec supports it (ipykernel's does). On plain TCP every kernel warns at start that
+# its traffic is readable by anyone on the machine: true on a shared machine, and alarming.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 class NotebookFailed(RuntimeError):
@@ -63,6 +70,7 @@ def run_notebook(notebook: Path, settings: Settings, parameters: dict | None = N
             kernel_name=settings.kernel_name,
             cwd=notebook.parent,
             progress_bar=sys.stderr.isatty(),
+            config=KERNEL_CONFIG,
         )
     except PapermillExecutionError as error:
         raise NotebookFailed(

@@ -114,8 +114,7 @@ def version_by_alias(settings: Settings, alias: str) -> ModelVersion | None:
 
 def accuracy_on(model_uri: str, features: np.ndarray, labels: np.ndarray) -> float:
     """Load a registered model and measure its accuracy on the given data."""
-    predictions = mlflow.pyfunc.load_model(model_uri).predict(features)["digit"].to_numpy()
-    return float((predictions == labels).mean())
+    return scores_on(model_uri, {"given": (features, labels)})["given"]
 
 
 def evaluation_sets(data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

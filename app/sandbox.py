@@ -23,7 +23,6 @@ from mlflow.tracking import MlflowClient
 
 from app.config import Settings
 from app.processes import stop_group
-from app.registry import CHALLENGER, CHAMPION
 
 log = logging.getLogger("app.sandbox")
 
@@ -37,7 +36,7 @@ class Sandbox:
 
     def __init__(self, settings: Settings, name: str):
         self.settings, self.name = settings, name
-        self.folder = sandboxes_dir(settings) / name
+        self.folder = settings.sandboxes_dir / name
         self.ledger_file = self.folder / "ledger.json"
 
     @property
@@ -102,27 +101,22 @@ class Sandbox:
         client, name, done = self._client(), ledger["model_name"], []
         if not client.search_registered_models(f"name = '{name}'"):
             return []
-        now = registry_aliases(client, name)
-        for alias in (CHAMPION, CHALLENGER):
-            before = ledger["aliases"].get(alias)
-            if now.get(alias) == before:
+        before, now = ledger["aliases"], registry_aliases(client, name)
+        for alias in sorted(before.keys() | now.keys()):
+            if now.get(alias) == before.get(alias):
                 continue
-            if before is None:
+            if alias not in before:
                 client.delete_registered_model_alias(name, alias)
                 done.append(f"removed @{alias} (there was none)")
             else:
-                client.set_registered_model_alias(name, alias, before)
-                done.append(f"@{alias} back to v{before}")
+                client.set_registered_model_alias(name, alias, before[alias])
+                done.append(f"@{alias} back to v{before[alias]}")
         added = sorted(set(registry_versions(client, name)) - set(ledger["versions"]), key=int)
         for version in added:
             client.delete_model_version(name, version)
         if added:
             done.append(f"deleted the versions it registered: {', '.join(added)}")
         return done
-
-
-def sandboxes_dir(settings: Settings) -> Path:
-    return settings.state_dir / "sandboxes"
 
 
 def registry_aliases(client: MlflowClient, name: str) -> dict[str, str]:
@@ -151,7 +145,7 @@ def expire_silence(settings: Settings, silence_id: str) -> list[str]:
 
 def undo_all(settings: Settings) -> list[str]:
     """Undo every sandbox of this stack (what `make stack-down` and `make pipeline` run first)."""
-    folder = sandboxes_dir(settings)
+    folder = settings.sandboxes_dir
     names = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
     return [line for name in names for line in Sandbox(settings, name).undo()]
 
@@ -159,5 +153,5 @@ def undo_all(settings: Settings) -> list[str]:
 def stop_all_processes(settings: Settings) -> list[str]:
     """Stop every process a sandbox of this stack started; return their pid files' names.
     Needs neither MLflow nor Alertmanager: what a stack that is down already can still do."""
-    pid_files = sorted(sandboxes_dir(settings).rglob("*.pid"))
+    pid_files = sorted(settings.sandboxes_dir.rglob("*.pid"))
     return [path.name for path in pid_files if stop_group(path)]

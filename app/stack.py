@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from app import sandbox
 from app.config import REPO_ROOT, Settings, get_settings
 from app.log import setup_logging
 from app.processes import live_pid, stop_group
@@ -398,6 +397,10 @@ def down(settings: Settings, only: list[Service] | None = None) -> None:
 def give_back_sandboxes(settings: Settings) -> None:
     """Undo every sandbox while MLflow and Alertmanager still answer; else stop their
     processes only (the next run of their notebook gives the rest back)."""
+    if not any(settings.sandboxes_dir.glob("*")):
+        return
+    from app import sandbox  # MLflow's client loads only when there is something to give back
+
     needed = [service(settings, name) for name in ("mlflow", "alertmanager")]
     if all(map(is_healthy, needed)):
         sandbox.undo_all(settings)

@@ -9,6 +9,7 @@ import csv
 import shutil
 import subprocess
 import sys
+import uuid
 
 import nbformat
 import pytest
@@ -120,3 +121,38 @@ def test_an_unknown_lab_is_named(tmp_path):
         [sys.executable, "-m", "app.grading", str(stray)], capture_output=True, text=True
     )
     assert done.returncode == 2 and "name it like its lab" in done.stderr
+
+
+def test_a_learner_s_copies_are_made_once_and_never_overwritten(tmp_path):
+    source, mine = tmp_path / "labs", tmp_path / "my-labs"
+    source.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        (source / name).write_text(f"lab {name}")
+    assert [p.name for p in labs.copy_for_learner(source, mine)] == ["01_a.ipynb", "02_b.ipynb"]
+    (mine / "01_a.ipynb").write_text("my answers")
+    (source / "03_c.ipynb").write_text("a new lab")
+    (source / "01_a.ipynb").write_text("lab 01, regenerated")
+
+    assert [p.name for p in labs.copy_for_learner(source, mine)] == ["03_c.ipynb"]
+    assert (mine / "01_a.ipynb").read_text() == "my answers"
+    assert (mine / "03_c.ipynb").read_text() == "a new lab"
+
+
+def test_my_labs_are_ignored_by_git_and_by_the_linter():
+    """A learner's work in my-labs/ never shows as a change, nor fails `make lint`."""
+    created = not labs.MY_LABS.exists()
+    probe = labs.MY_LABS / f"zz_probe_{uuid.uuid4().hex[:8]}.py"
+    labs.MY_LABS.mkdir(exist_ok=True)
+    probe.write_text("import os\nx=1\n")  # two lint errors and unformatted
+    try:
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(probe)], cwd=REPO_ROOT)
+        linted = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--show-files", "."],
+            cwd=REPO_ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        probe.unlink()
+        if created:
+            labs.MY_LABS.rmdir()
+    assert ignored.returncode == 0
+    assert "app/labs.py" in linted.stdout and probe.name not in linted.stdout

@@ -1,0 +1,116 @@
+"""`make lab`'s JupyterLab, as a learner first sees it, in headless Chromium: START.md rendered as
+a page of links, no news pop-up, no build clutter in the file browser, a lab on its kernel.
+
+JupyterLab runs with the course's config file, as `make lab` starts it, on a port of its own; its
+user settings, workspaces and runtime files go to a temporary folder, never to ~/.jupyter.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from app.config import REPO_ROOT
+from bench.playground import browser_path
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+CONFIG = REPO_ROOT / ".jupyter" / "jupyter_lab_config.py"
+CLUTTER = REPO_ROOT / "zz-probe.egg-info"  # what `pip install -e` leaves at the root
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab started as `make lab` starts it; its URL and token; stopped after."""
+    home = tmp_path_factory.mktemp("jupyter")
+    port, token = free_port(), secrets.token_hex(16)
+    env = os.environ | {
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+    }
+    command = [sys.executable, "-m", "jupyter", "lab", f"--config={CONFIG}", f"--port={port}",
+               "--no-browser", f"--IdentityProvider.token={token}"]  # fmt: skip
+    log = (home / "lab.log").open("w")
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/status", params={"token": token}).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, (home / "lab.log").read_text()
+        assert time.monotonic() < deadline, (home / "lab.log").read_text()
+        time.sleep(0.5)
+    yield url, token, home / "lab.log"
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page():
+    path = browser_path()
+    assert path, "this test needs Chromium: `make system-deps` (Debian/Ubuntu) or see README"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
+
+
+def test_start_opens_rendered_with_its_links_and_no_news_pop_up(lab, page):
+    url, token, _ = lab
+    page.goto(f"{url}/?token={token}")  # what `make lab` opens: the default URL, START.md
+    rendered = page.locator(".jp-RenderedMarkdown")
+    expect(rendered.locator("h1", has_text="Start here")).to_be_visible(timeout=60_000)
+    links = rendered.locator("table a")
+    expect(links).to_have_count(16)  # a notebook and a lab per stage
+    hrefs = [links.nth(i).get_attribute("href") for i in range(16)]
+    assert any(h.split("?")[0].endswith("/notebooks/01_data_versioning.ipynb") for h in hrefs)
+    assert any(h.split("?")[0].endswith("/my-labs/06_automated_retraining.ipynb") for h in hrefs)
+    assert page.locator(".jp-FileEditor").count() == 0  # not opened as text to edit
+    news = httpx.get(
+        f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+        params={"token": token},
+    ).json()["schema"]["properties"]  # the course's overrides are the defaults here
+    assert news["fetchNews"]["default"] == "false" and news["checkForUpdates"]["default"] is False
+    expect(page.get_by_text("official Jupyter news")).to_have_count(0)
+
+
+def test_build_clutter_stays_out_of_the_file_browser(lab):
+    url, token, _ = lab
+    CLUTTER.mkdir(exist_ok=True)
+    try:
+        listed = httpx.get(f"{url}/api/contents/", params={"token": token}).json()["content"]
+    finally:
+        CLUTTER.rmdir()
+    names = {entry["name"] for entry in listed}
+    assert {"notebooks", "labs", "START.md"} <= names
+    assert CLUTTER.name not in names
+
+
+def test_a_lab_opens_on_its_kernel_without_the_encryption_warning(lab, page):
+    url, token, log = lab
+    page.goto(f"{url}/lab/tree/labs/01_data_versioning.ipynb?token={token}")
+    expect(page.locator(".jp-Notebook").first).to_be_visible(timeout=60_000)
+    deadline = time.monotonic() + 60
+    while True:
+        sessions = httpx.get(f"{url}/api/sessions", params={"token": token}).json()
+        kernels = [s["kernel"] for s in sessions if s["path"].endswith("01_data_versioning.ipynb")]
+        if kernels and kernels[0]["execution_state"] == "idle":
+            break
+        assert time.monotonic() < deadline, sessions
+        time.sleep(0.5)
+    assert kernels[0]["name"] == "python3"
+    assert "without encryption" not in log.read_text()
