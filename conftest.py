@@ -21,10 +21,6 @@ SHARED_STACK = (
     "tests/test_labs.py",
 )
 
-# Test files whose every test stands alone (no module fixture to share): each test goes to
-# whichever worker is free, so a long file does not load one worker.
-ON_ANY_WORKER = ("tests/test_gate_margins.py",)
-
 
 def shared_rank(nodeid: str) -> int | None:
     """Where a test sits in the shared-stack unit, None when it is not part of it."""
@@ -49,10 +45,6 @@ def pytest_xdist_make_scheduler(config, log):
 
     class SharedStackFirst(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if shared_rank(nodeid) is not None:
-                return "shared-stack"
-            if nodeid.startswith(ON_ANY_WORKER):
-                return nodeid
-            return nodeid.split("::")[0]
+            return "shared-stack" if shared_rank(nodeid) is not None else nodeid.split("::")[0]
 
     return SharedStackFirst(config, log)

@@ -31,11 +31,15 @@ from app.data.build import (
 from app.registry import decide
 from app.training import evaluate, train
 
-# (seed, CPU code path, threads): five seeds on this CPU's kernels, three on the generic ones, and
-# two on one thread (the order of sums changes with the thread count too).
+# (seed, CPU code path, threads): five seeds on this CPU's kernels, two on the generic ones, and
+# one on one thread (the order of sums changes with the thread count too).
 CONFIGS = [(seed, "native", 2) for seed in range(5)]
-CONFIGS += [(seed, "default", 2) for seed in range(3)]
-CONFIGS += [(seed, "native", 1) for seed in (0, 1)]
+CONFIGS += [(seed, "default", 2) for seed in range(2)]
+CONFIGS += [(0, "native", 1)]
+# Training threads wait for each other passively: `make test` trains in its other worker too, and
+# spinning threads on two busy cores made one configuration take five times as long. It changes
+# when a thread sleeps, never the order of a sum.
+CHILD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def best_of_version(params, version: str, seed: int, threads: int) -> dict[str, float]:
@@ -72,7 +76,8 @@ def child(seed: int, threads: int) -> None:
 
 @pytest.mark.parametrize(("seed", "kernels", "threads"), CONFIGS)
 def test_v2_then_v3_are_promoted_on_every_cpu_path(params, seed, kernels, threads):
-    env = os.environ | ({"ATEN_CPU_CAPABILITY": "default"} if kernels == "default" else {})
+    kernel_env = {"ATEN_CPU_CAPABILITY": "default"} if kernels == "default" else {}
+    env = os.environ | CHILD_ENV | kernel_env
     done = subprocess.run(
         [sys.executable, "-m", "tests.test_gate_margins", str(seed), str(threads)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
