@@ -21,6 +21,10 @@ SHARED_STACK = (
     "tests/test_labs.py",
 )
 
+# The longest test file of its own (it trains v1, v2 and v3 eight times), started first on the
+# worker the shared stack leaves free, so that it does not run last and alone.
+LONGEST_ALONE = "tests/test_gate_margins.py"
+
 
 def shared_rank(nodeid: str) -> int | None:
     """Where a test sits in the shared-stack unit, None when it is not part of it."""
@@ -36,7 +40,10 @@ def pytest_collection_modifyitems(items) -> None:
         (item for item in items if shared_rank(item.nodeid) is not None),
         key=lambda item: shared_rank(item.nodeid),  # stable: each part keeps its own order
     )
-    items[:] = shared + [item for item in items if shared_rank(item.nodeid) is None]
+    rest = [item for item in items if shared_rank(item.nodeid) is None]
+    # The longest file outside the shared stack goes next: the other worker starts with it.
+    rest.sort(key=lambda item: not item.nodeid.startswith(LONGEST_ALONE))
+    items[:] = shared + rest
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -42,6 +43,13 @@ def test_each_alert_is_logged_and_kept(client, caplog):
     assert record.summary.startswith("Input drift score 0.424")
     (kept,) = client.get("/alerts").json()
     assert kept["alerts"][0]["labels"]["alertname"] == "InputDrift"
+
+
+def test_each_notification_is_stamped_with_the_time_it_arrived(client):
+    before = datetime.now(UTC)
+    client.post("/alerts", json=NOTIFICATION | {"receivedAt": "2001-01-01T00:00:00Z"})
+    (kept,) = client.get("/alerts").json()
+    assert before <= datetime.fromisoformat(kept["receivedAt"]) <= datetime.now(UTC)
 
 
 @pytest.mark.parametrize(

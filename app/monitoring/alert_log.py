@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -38,6 +38,9 @@ class Notification(BaseModel):
     receiver: str
     groupKey: str  # noqa: N815
     alerts: list[Alert] = Field(min_length=1)
+    # Set here when the notification arrives (Alertmanager does not send it): this server's
+    # clock, so a reader can time the alert's way without a clock of its own.
+    receivedAt: datetime | None = None  # noqa: N815
 
 
 def create_app() -> FastAPI:
@@ -48,6 +51,7 @@ def create_app() -> FastAPI:
     @app.post("/alerts")
     async def receive(notification: Notification) -> dict[str, int]:
         """Log each alert of a notification as one JSON line."""
+        notification.receivedAt = datetime.now(UTC)
         received.append(notification)
         for alert in notification.alerts:
             log.warning(
