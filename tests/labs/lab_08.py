@@ -409,9 +409,9 @@ EXERCISES: dict[int, list[str]] = {
             cases = [
                 ("push", "refs/heads/main", ["data.dvc"], ["ci.yml", "docker.yml", "retrain.yml"]),
                 ("push", "refs/heads/main", ["configs/params.yaml"], ["ci.yml", "docker.yml"]),
-                ("push", "refs/heads/release/main", ["params.yaml"], ["ci.yml"]),
-                ("push", "refs/tags/v2.0.0-rc.1", [], ["ci.yml", "docker.yml"]),
-                ("push", "refs/tags/v2.0", [], ["ci.yml"]),
+                ("push", "refs/heads/release/main", ["params.yaml"], []),  # main is not */main
+                ("push", "refs/tags/v2.0.0-rc.1", [], ["docker.yml"]),  # ci.yml: branches only
+                ("push", "refs/tags/v2.0", [], []),
                 ("workflow_dispatch", "refs/heads/main", [], ["nightly.yml", "retrain.yml"]),
             ]
             for event, ref, changed, expected in cases:
