@@ -322,7 +322,10 @@ _lab05_case()
         """
 def _lab05_case():
     def bucket(route, status, le, values):
-        labels = f'route="{route}", method="POST", status="{status}", le="{le}"'
+        labels = (
+            f'job="api", instance="api:8000", route="{route}", method="POST", '
+            f'status="{status}", le="{le}"'
+        )
         return {"series": f"api_request_duration_seconds_bucket{{{labels}}}", "values": values}
 
     # Every 15 s: /predict answers 9 requests with a 200 and 3 with a 422; 10 of the 12 take
