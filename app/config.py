@@ -59,25 +59,37 @@ class Settings(BaseSettings):
     # Grafana's `admin` password; as for the token, the native stack makes one if none is set.
     grafana_admin_password: SecretStr | None = None
 
+    def url(self, port: int) -> str:
+        """The address of a server of this stack listening on `port`: every URL is made here."""
+        return self.url(port)
+
     @property
     def mlflow_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+        return self.mlflow_tracking_uri or self.url(self.mlflow_port)
+
+    @property
+    def api_url(self) -> str:
+        return self.url(self.api_port)
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://{self.host}:{self.prometheus_port}"
+        return self.url(self.prometheus_port)
 
     @property
     def alertmanager_url(self) -> str:
-        return f"http://{self.host}:{self.alertmanager_port}"
+        return self.url(self.alertmanager_port)
 
     @property
     def alert_log_url(self) -> str:
-        return f"http://{self.host}:{self.alert_log_port}"
+        return self.url(self.alert_log_port)
+
+    @property
+    def grafana_url(self) -> str:
+        return self.url(self.grafana_port)
 
     @property
     def retrainer_url(self) -> str:
-        return f"http://{self.host}:{self.retrainer_port}"
+        return self.url(self.retrainer_port)
 
     @property
     def data_dir(self) -> Path:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
+from pythonjsonlogger.json import JsonFormatter
+
+JSON_HANDLER = "workbook-json"
 CHATTY_LIBRARIES = ("httpx", "httpcore", "urllib3", "alembic", "papermill")
 
 
@@ -12,6 +16,36 @@ def setup_logging(level: int = logging.INFO) -> None:
     """Plain, readable lines on stderr for command-line tools."""
     logging.basicConfig(level=level, format="%(message)s", force=True)
     quiet_libraries()
+
+
+def json_formatter() -> JsonFormatter:
+    """One JSON object per record: ISO time, level, logger, message, and any `extra` fields."""
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+    )
+
+
+def setup_json_logging() -> None:
+    """Make every line a service writes a JSON object on stdout (what Loki or `jq` reads).
+
+    Not only our loggers: uvicorn's, MLflow's (which writes to stderr by default) and Python
+    warnings go through the same handler, so `json.loads` reads every line of the log.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(JSON_HANDLER)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != JSON_HANDLER] + [handler]
+    root.setLevel(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow", "py.warnings"):
+        logger = logging.getLogger(name)
+        if name == "uvicorn.access" and not (logger.handlers or logger.propagate):
+            continue  # `--no-access-log`: the request lines are ours (Telemetry), not doubled
+        logger.handlers, logger.propagate = [], True
+    quiet_libraries()
+    logging.captureWarnings(True)
 
 
 def quiet_libraries() -> None:

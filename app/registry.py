@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from mlflow.tracking import MlflowClient
 
 from app.config import Params, RegistryParams, Settings
 from app.data.images import EVALUATION_SETS, load_split
-from app.training.models import FINGERPRINT
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
+FINGERPRINT = "model_fingerprint"  # run and version tag: equal for runs that learned one model
 
 
 Scores = dict[str, float]  # evaluation set ("val", "shifted_val") -> accuracy on it
@@ -222,3 +223,19 @@ def best_run(settings: Settings, data_md5: str, family: str | None = None) -> ml
     if not runs:
         raise LookupError(f"no finished run on data {data_md5} in {settings.experiment_name!r}")
     return runs[0]
+
+
+def promote_best(
+    settings: Settings,
+    params: Params,
+    data_md5: str,
+    registered: Callable[[mlflow.entities.Run, str], None] | None = None,
+) -> GateDecision:
+    """The trainer's last step and the retrainer's: register the best run on this data as the
+    challenger, then gate it. `registered(run, version)` hears of the version before the gate
+    judges it (so that a failing gate still leaves the version on record)."""
+    run = best_run(settings, data_md5)
+    version = register_challenger(settings, run.data.tags["model_uri"]).version
+    if registered:
+        registered(run, version)
+    return gate(settings, params, version)

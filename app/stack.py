@@ -147,8 +147,8 @@ def uvicorn(factory: str, host: str, port: int) -> list[str]:
 def services(settings: Settings) -> list[Service]:
     """The services of the native stack, in start order."""
     state = settings.state_dir / "mlflow"
-    mlflow_url = f"http://{settings.host}:{settings.mlflow_port}"
-    api_url = f"http://{settings.host}:{settings.api_port}"
+    mlflow_url = settings.url(settings.mlflow_port)
+    api_url = settings.api_url
     return [
         Service(
             name="mlflow",
@@ -207,7 +207,7 @@ def monitoring_services(settings: Settings) -> list[Service]:
     alertmanager = find_program("prometheus-alertmanager", "alertmanager")
     prometheus = find_program("prometheus")
     grafana = find_program("grafana", "grafana-server")
-    grafana_url = f"http://{host}:{settings.grafana_port}"
+    grafana_url = settings.grafana_url
     return [
         Service(
             name="alert-log",

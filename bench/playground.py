@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.start(served, api)
                 try:
                     print(f"\n{family} (val accuracy {logged.metrics['val_accuracy']:.3f})")
-                    report(f"http://{served.host}:{api.port}")
+                    report(served.url(api.port))
                 finally:
                     stack.stop(served, api)
         finally:

@@ -103,8 +103,8 @@ def main() -> int:
                 str(serve_port),
             ],  # fmt: skip
             port=serve_port,
-            health_url=f"http://{settings.host}:{serve_port}/health",
-            url=f"http://{settings.host}:{serve_port}/invocations",
+            health_url=f"{settings.url(serve_port)}/health",
+            url=f"{settings.url(serve_port)}/invocations",
             env={"MLFLOW_TRACKING_URI": settings.mlflow_uri},
             startup_seconds=120,
         )
@@ -119,7 +119,7 @@ def main() -> int:
                 stack.start(settings, prometheus)
             stack.start(settings, mlflow_serve)
             row = load_split(settings.data_dir / "val")[0][0].tolist()
-            api = f"http://{settings.host}:{settings.api_port}/predict"
+            api = f"{settings.api_url}/predict"
             results = {}
             for name, url, body in [
                 ("this API (FastAPI + uvicorn)", api, {"instances": [row]}),

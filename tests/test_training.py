@@ -11,8 +11,9 @@ from app.config import REPO_ROOT, AugmentParams, ShiftParams, load_params
 from app.data import build_version, fresh_shifted_batch, load_split
 from app.data.build import shift_images
 from app.training import evaluate, probabilities_frame, train
+from app.training.cnn import to_tensor
 from app.training.fit import augment, for_data_version
-from app.training.models import fingerprint, load_classifier, save_classifier, to_tensor
+from app.training.models import fingerprint, load_classifier, save_classifier
 from app.training.tracking import with_overrides
 
 SMOKE = {"epochs": 2}  # a CNN run CI can afford many times: checks mechanics, not accuracy

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
-from app.serving.telemetry import setup_json_logging
+from app.log import setup_json_logging
 
 log = logging.getLogger("app.monitoring.alerts")
 KEEP = 100  # notifications GET /alerts returns

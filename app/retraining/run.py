@@ -24,13 +24,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from app.config import Params, Settings
 from app.data.dvc import DvcError, is_clean, read_pin
 from app.data.validate import DataValidationError, check
-from app.registry import CHAMPION, best_run, gate, register_challenger, version_by_alias
+from app.registry import CHAMPION, promote_best, version_by_alias
 from app.training.fit import FAMILIES
 from app.training.tracking import MlflowUnavailable, setup_mlflow, train_and_log
 
@@ -165,11 +166,13 @@ def _retrain(settings: Settings, params: Params, force: bool, record: RetrainRec
         log.info("2/4 training %s (%d of %d)", family, step, len(FAMILIES))
         train_and_log(settings, params, family)
     log.info("3/4 registering the best run as challenger")
-    run = best_run(settings, record.data_md5)
-    record.metrics = {k: v for k, v in run.data.metrics.items() if k.startswith("val_")}
-    record.challenger = register_challenger(settings, run.data.tags["model_uri"]).version
-    log.info("4/4 gating v%s against the champion", record.challenger)
-    decision = gate(settings, params, record.challenger)
+
+    def registered(run: mlflow.entities.Run, version: str) -> None:
+        record.metrics = {k: v for k, v in run.data.metrics.items() if k.startswith("val_")}
+        record.challenger = version
+        log.info("4/4 gating v%s against the champion", version)
+
+    decision = promote_best(settings, params, record.data_md5, registered)
     record.decision = "promoted" if decision.promoted else "rejected"
     record.reason = decision.reason
     if decision.promoted:

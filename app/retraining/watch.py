@@ -32,9 +32,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.config import Settings, get_settings, load_params
+from app.log import setup_json_logging
 from app.monitoring.alert_log import Notification
 from app.retraining.run import DECISIONS, FAILURES, RetrainBusy, read_history, retrain
-from app.serving.telemetry import setup_json_logging
 
 log = logging.getLogger("app.retraining.watch")
 

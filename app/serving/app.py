@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import mlflow
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,10 +19,11 @@ from mlflow.environment_variables import (
 from starlette.exceptions import HTTPException
 
 from app.config import Settings, get_settings
+from app.log import setup_json_logging
 from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
 from app.serving.routes import admin, meta, playground, predict
-from app.serving.telemetry import Metrics, Telemetry, setup_json_logging
+from app.serving.telemetry import Metrics, Telemetry
 
 log = logging.getLogger("app.serving")
 
@@ -37,7 +37,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, 0), (MLFLOW_HTTP_REQUEST_TIMEOUT, 5)):
         if not variable.is_set():
             variable.set(value)
-    torch.set_num_threads(settings.api_threads)
     store: ModelStore = app.state.store
     await store.refresh()
     if store.current is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,6 +116,10 @@ class ModelStore:
     def _load(self, version: str) -> ServedModel:
         name = self.settings.model_name
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        if "torch" in sys.modules:  # a CNN brought torch in (a baseline never imports it)
+            import torch
+
+            torch.set_num_threads(self.settings.api_threads)
         run = self.client.get_run(model.metadata.run_id)
         python_model = model.unwrap_python_model()
         drift = None

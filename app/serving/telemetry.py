@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,48 +12,15 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.log import quiet_libraries
 from app.monitoring.drift import DriftMonitor
 
 REQUEST_ID_HEADER = "x-request-id"
 # The playground page marks its requests; any other value counts as "api" (a label never holds
 # what a client wrote: that would let anyone create series without end).
 CLIENT_HEADER, CLIENTS = "x-client", ("playground",)
-JSON_HANDLER = "workbook-json"
 access_log = logging.getLogger("app.serving.access")
-
-
-def json_formatter() -> JsonFormatter:
-    """One JSON object per record: ISO time, level, logger, message, and any `extra` fields."""
-    return JsonFormatter(
-        "%(levelname)s %(name)s %(message)s",
-        rename_fields={"levelname": "level", "name": "logger"},
-        timestamp="time",
-    )
-
-
-def setup_json_logging() -> None:
-    """Make every line the API process writes a JSON object on stdout (what Loki or `jq` reads).
-
-    Not only our loggers: uvicorn's, MLflow's (which writes to stderr by default) and Python
-    warnings go through the same handler, so `json.loads` reads every line of the log.
-    """
-    handler = logging.StreamHandler(sys.stdout)
-    handler.set_name(JSON_HANDLER)
-    handler.setFormatter(json_formatter())
-    root = logging.getLogger()
-    root.handlers = [h for h in root.handlers if h.get_name() != JSON_HANDLER] + [handler]
-    root.setLevel(logging.INFO)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mlflow", "py.warnings"):
-        logger = logging.getLogger(name)
-        if name == "uvicorn.access" and not (logger.handlers or logger.propagate):
-            continue  # `--no-access-log`: the request lines are ours (Telemetry), not doubled
-        logger.handlers, logger.propagate = [], True
-    quiet_libraries()
-    logging.captureWarnings(True)
 
 
 @dataclass

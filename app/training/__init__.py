@@ -1,19 +1,16 @@
-"""Training stage: two model families, tracked in MLflow."""
+"""Training stage: two model families, tracked in MLflow.
 
-from app.training.fit import FAMILIES, Evaluation, TrainResult, evaluate, train
-from app.training.models import DigitsModel, probabilities_frame
-from app.training.tracking import LoggedRun, MlflowUnavailable, setup_mlflow, train_and_log
+Its names load on first use (`app.lazy`): the API imports `app.training.models` alone, never
+the trainer (`fit`, `tracking`) nor torch for a baseline.
+"""
 
-__all__ = [
-    "FAMILIES",
-    "DigitsModel",
-    "Evaluation",
-    "LoggedRun",
-    "MlflowUnavailable",
-    "TrainResult",
-    "evaluate",
-    "probabilities_frame",
-    "setup_mlflow",
-    "train",
-    "train_and_log",
-]
+from app.lazy import exports
+
+__getattr__, __all__ = exports(
+    __name__,
+    {
+        "fit": ["FAMILIES", "Evaluation", "TrainResult", "evaluate", "train"],
+        "models": ["DigitsModel", "probabilities_frame"],
+        "tracking": ["LoggedRun", "MlflowUnavailable", "setup_mlflow", "train_and_log"],
+    },
+)

@@ -15,7 +15,7 @@ from app.config import get_settings, load_params
 from app.data.dvc import read_pin
 from app.data.validate import DataValidationError
 from app.log import setup_logging
-from app.registry import best_run, gate, register_challenger
+from app.registry import promote_best
 from app.training.fit import FAMILIES
 from app.training.tracking import MlflowUnavailable, setup_mlflow, train_and_log
 
@@ -36,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         for family in args.family or FAMILIES:
             train_and_log(settings, params, family)
         if args.promote:
-            run = best_run(settings, read_pin(settings.dvc_file).md5)
-            version = register_challenger(settings, run.data.tags["model_uri"])
-            decision = gate(settings, params, version.version)
+            decision = promote_best(settings, params, read_pin(settings.dvc_file).md5)
             return 0 if decision.promoted else 3
     except (MlflowUnavailable, DataValidationError, MlflowException) as error:
         log.error("error: %s", error)

@@ -9,22 +9,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, log_loss, recall_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from app.config import AugmentParams, TrainParams
+from app.config import AugmentParams, BaselineParams, TrainParams
 from app.data.images import MAX_VALUE, SIDE
-from app.training.models import (
-    CLASSES,
-    Classifier,
-    DigitsCNN,
-    TorchClassifier,
-    make_baseline,
-    to_tensor,
-)
+from app.training.cnn import DigitsCNN, TorchClassifier, to_tensor
+from app.training.models import CLASSES, Classifier
 
 FAMILIES = ("baseline", "cnn")
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def make_baseline(params: BaselineParams, seed: int) -> Pipeline:
+    """Logistic regression on the 64 flattened, standardised pixels."""
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed),
+    )
 
 
 @dataclass

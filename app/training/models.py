@@ -1,4 +1,8 @@
-"""The two model families, and the MLflow wrapper that gives them one interface."""
+"""The two model families behind one interface, saved and loaded, and the MLflow wrapper.
+
+Light to import: torch (cnn.py) and skops load only for the family a model belongs to, so an
+API serving a baseline never imports torch, and no importer loads the training code (fit.py).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,13 @@ from typing import Protocol
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import skops.io
-import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from torch import nn
 
-from app.config import BaselineParams, CnnParams
-from app.data.images import MAX_VALUE, SIDE
+from app.config import CnnParams
+from app.data.images import SIDE
 
 CLASSES = list(range(10))
 OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
 DRIFT_REFERENCE = "drift_reference"  # the model's artifact the API judges input drift by
-FINGERPRINT = "model_fingerprint"  # run and version tag: equal for runs that learned one model
 
 
 class Classifier(Protocol):
@@ -31,64 +28,14 @@ class Classifier(Protocol):
     def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
 
 
-def make_baseline(params: BaselineParams, seed: int) -> Pipeline:
-    """Logistic regression on the 64 flattened, standardised pixels."""
-    return make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed),
-    )
-
-
-class DigitsCNN(nn.Module):
-    """Two 3x3 convolutions with batch norm, one 2x2 pooling, then a small dense head."""
-
-    def __init__(self, params: CnnParams):
-        super().__init__()
-        self.params = params
-        first, second = params.channels
-        self.layers = nn.Sequential(
-            nn.Conv2d(1, first, 3, padding=1),
-            nn.BatchNorm2d(first),
-            nn.ReLU(),
-            nn.Conv2d(first, second, 3, padding=1),
-            nn.BatchNorm2d(second),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # 8x8 -> 4x4
-            nn.Dropout(params.conv_dropout),
-            nn.Flatten(),
-            nn.Linear(second * (SIDE // 2) ** 2, params.hidden),
-            nn.ReLU(),
-            nn.Dropout(params.dropout),
-            nn.Linear(params.hidden, len(CLASSES)),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
-
-
-def to_tensor(features: np.ndarray) -> torch.Tensor:
-    """n x 64 pixels on the 0..16 scale -> n x 1 x 8 x 8 floats in 0..1."""
-    array = np.asarray(features, dtype=np.float32).reshape(-1, 1, SIDE, SIDE) / MAX_VALUE
-    return torch.from_numpy(array)
-
-
-class TorchClassifier:
-    """A trained CNN behind the same `predict_proba` as a scikit-learn estimator."""
-
-    def __init__(self, network: DigitsCNN):
-        self.network = network.eval()
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return torch.softmax(self.network(to_tensor(features)), dim=1).numpy()
-
-
 def fingerprint(classifier: Classifier, *extras: bytes) -> str:
     """A sha256 of the numbers a model learned, and of `extras` logged with it (the drift
     reference): two runs that logged the same model share it.
 
     (The saved files cannot serve: skops' archive differs from one save to the next.)
     """
+    from app.training.cnn import TorchClassifier  # training time: torch is loaded already
+
     if isinstance(classifier, TorchClassifier):
         arrays = [tensor.numpy() for tensor in classifier.network.state_dict().values()]
     else:  # the baseline's pipeline: the scaler's and the regression's fitted numbers
@@ -106,9 +53,13 @@ def save_classifier(classifier: Classifier, family: str, folder: Path) -> tuple[
     """Write a trained classifier without pickling code: skops for scikit-learn, a state dict
     for torch. Returns the file and the config needed to load it back."""
     if family == "baseline":
+        import skops.io
+
         path = folder / "baseline.skops"
         skops.io.dump(classifier, path)
         return path, {"family": family}
+    import torch
+
     path = folder / "cnn.pt"
     torch.save(classifier.network.state_dict(), path)
     return path, {"family": family, "cnn": classifier.network.params.model_dump()}
@@ -117,7 +68,13 @@ def save_classifier(classifier: Classifier, family: str, folder: Path) -> tuple[
 def load_classifier(path: Path, config: dict) -> Classifier:
     """Load what `save_classifier` wrote."""
     if config["family"] == "baseline":
+        import skops.io
+
         return skops.io.load(path)  # only skops' default-trusted scikit-learn types load
+    import torch
+
+    from app.training.cnn import DigitsCNN, TorchClassifier
+
     network = DigitsCNN(CnnParams.model_validate(config["cnn"]))
     network.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     return TorchClassifier(network)

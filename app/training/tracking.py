@@ -24,8 +24,9 @@ from app.data.images import SIDE, load_split
 from app.data.validate import check
 from app.log import quiet_mlflow
 from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
+from app.registry import FINGERPRINT
 from app.training.fit import Evaluation, TrainResult, evaluate, for_data_version, train
-from app.training.models import DRIFT_REFERENCE, FINGERPRINT, fingerprint, save_classifier
+from app.training.models import DRIFT_REFERENCE, fingerprint, save_classifier
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (not in the API image)
     from matplotlib.figure import Figure

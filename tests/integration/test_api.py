@@ -21,9 +21,9 @@ from pydantic import SecretStr
 
 from app import registry
 from app.data import load_split
+from app.log import json_formatter
 from app.registry import CHAMPION
 from app.serving.app import create_app
-from app.serving.telemetry import json_formatter
 from app.training import train_and_log
 from tests.conftest import champion_of, isolated
 

@@ -51,7 +51,7 @@ def hammer(url: str, stop: threading.Event, seen: Counter, failures: list) -> No
 
 
 def test_promotion_swaps_the_model_under_load_without_a_failed_request(api, params):
-    url = f"http://{api.host}:{api.api_port}"
+    url = api.api_url
     stop, seen, failures = threading.Event(), Counter(), []
     clients = [threading.Thread(target=hammer, args=(url, stop, seen, failures)) for _ in range(4)]
     for thread in clients:
@@ -77,7 +77,7 @@ def test_promotion_swaps_the_model_under_load_without_a_failed_request(api, para
 
 def test_every_line_the_api_writes_is_json(api, params):
     """uvicorn's lines, MLflow's downloads and warnings included: `json.loads` reads them all."""
-    url = f"http://{api.host}:{api.api_port}"
+    url = api.api_url
     champion_of(api, params, C=0.4)  # a second model download, on the poller's thread
     deadline = time.monotonic() + POLL_SECONDS + 10
     while httpx.get(f"{url}/model").json()["version"] != "2":
@@ -115,7 +115,7 @@ def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
             isolated(settings).model_copy(update={"model_name": settings.model_name}), params
         )
         stack.start(settings, api_service)
-        url = f"http://{settings.host}:{settings.api_port}"
+        url = settings.api_url
         stack.stop(settings, mlflow_service)
         time.sleep(POLL_SECONDS * 3)  # let the poller fail a few times
         for _ in range(20):
@@ -149,7 +149,7 @@ def test_the_docs_page_renders_in_a_real_browser_without_internet(api, tmp_path)
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=15000",
             "--dump-dom",
-            f"http://{api.host}:{api.api_port}/docs",
+            f"{api.api_url}/docs",
         ],  # fmt: skip
         capture_output=True,
         text=True,

@@ -151,7 +151,7 @@ def traffic(monitored, params):
 
     Returns the drift score Prometheus recorded for each, and how long the alert took.
     """
-    api = httpx.Client(base_url=f"http://{monitored.host}:{monitored.api_port}", timeout=10)
+    api = httpx.Client(base_url=monitored.api_url, timeout=10)
     val_x, _ = load_split(monitored.data_dir / "val")
     rng = np.random.default_rng(1)
     for index, row in enumerate(val_x[rng.permutation(len(val_x))[:250]]):
@@ -236,7 +236,7 @@ def test_the_dashboard_has_queries():
 
 def test_scrapes_during_a_model_swap_always_answer(traffic, monitored, params):
     """Every /metrics answer during a promotion is complete: the drift gauges never vanish."""
-    url = f"http://{monitored.host}:{monitored.api_port}/metrics"
+    url = f"{monitored.api_url}/metrics"
     before = value(monitored, "api_model_version")
     champion_of(monitored, params, C=0.4)
     answers = []
@@ -289,7 +289,7 @@ def test_prometheus_first_then_an_api_without_a_model(server, params, tmp_path):
             lambda: firing(settings, "NoModelLoaded", "pending"), 20, "NoModelLoaded"
         )
         assert "has no model to serve" in pending["annotations"]["summary"]
-        assert httpx.get(f"http://{settings.host}:{settings.api_port}/ready").status_code == 503
+        assert httpx.get(f"{settings.api_url}/ready").status_code == 503
         champion_of(settings, params)
         wait_for(lambda: value(settings, "api_model_version") == 1, 30, "the model to be scraped")
         wait_for(lambda: not firing(settings, "NoModelLoaded", "pending"), 20, "the alert to clear")

@@ -26,7 +26,7 @@ def api_process(settings):
     """Start the API as the stack does (uvicorn, its own port); yield its URL; stop it."""
     api = stack.service(settings, "api")
     assert stack.start(settings, api)
-    yield f"http://{settings.host}:{api.port}"
+    yield settings.url(api.port)
     stack.stop(settings, api)
 
 

@@ -152,7 +152,7 @@ def test_a_committed_data_version_is_served_with_no_failed_request(repo, params,
     api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
     stack.start(repo, api)
     stack.start(repo, watcher)
-    url = f"http://{repo.host}:{repo.api_port}"
+    url = repo.api_url
     stop, seen, failures = threading.Event(), Counter(), []
     row = v1_arrays[1][0][0].tolist()
     client = threading.Thread(target=client_loop, args=(url, stop, seen, failures, row))
@@ -230,7 +230,7 @@ def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits
     watcher retrains → the new champion reads fresh shifted digits it never saw."""
     retrain(repo, params)
     api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
-    url = f"http://{repo.host}:{repo.api_port}"
+    url = repo.api_url
     shifted, fresh = shifted_batch(params.data), fresh_shifted_batch(params.data)
     try:
         stack.start(repo, api)
