@@ -124,6 +124,7 @@ class Watcher:
             self.state = "waiting: the working tree's data.dvc is not HEAD's"
             return
         trigger, self.trigger = self.trigger, "data"
+        self.state = f"retraining (trigger: {trigger})"  # until the record says what happened
         try:
             record = retrain(self.settings, load_params(self.settings.params_path), trigger=trigger)
             self.state = record.summary()
