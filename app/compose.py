@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import REPO_ROOT
+from app.poll import wait_for
 
 
 class ComposeError(RuntimeError):
@@ -101,13 +102,16 @@ class Compose:
     def wait_healthy(self, services: list[str], timeout: float = 180) -> float:
         """Wait until every container of these services is healthy; return the seconds taken."""
         start = time.monotonic()
-        while True:
+
+        def unhealthy() -> dict[str, list[str]]:
             states = self.health()
             waiting = {s: states.get(s, ["missing"]) for s in services}
-            waiting = {s: st for s, st in waiting.items() if set(st) != {"healthy"}}
-            if not waiting:
-                return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                logs = self.run("logs", "--tail=30", *waiting, check=False)
-                raise ComposeError(f"not healthy after {timeout:.0f} s: {waiting}\n{logs}")
-            time.sleep(1)
+            return {s: st for s, st in waiting.items() if set(st) != {"healthy"}}
+
+        try:
+            wait_for(lambda: not unhealthy(), timeout, every=1, what="healthy containers")
+        except TimeoutError:
+            waiting = unhealthy()
+            logs = self.run("logs", "--tail=30", *waiting, check=False)
+            raise ComposeError(f"not healthy after {timeout:.0f} s: {waiting}\n{logs}") from None
+        return time.monotonic() - start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
 
     def url(self, port: int) -> str:
         """The address of a server of this stack listening on `port`: every URL is made here."""
-        return self.url(port)
+        return f"http://{self.host}:{port}"
 
     @property
     def mlflow_uri(self) -> str:
@@ -232,6 +233,29 @@ class Params(BaseModel):
         if unknown:
             raise ValueError(f"train.cnn.augment.versions: {unknown} not in data.versions")
         return self
+
+
+# The stack's secrets: from the settings (.env), else made once and kept in state_dir.
+def kept_secret(settings: Settings, name: str, configured: SecretStr | None) -> str:
+    """A secret from settings, else one made once and kept in state_dir (mode 600)."""
+    if configured:
+        return configured.get_secret_value()
+    path = settings.state_dir / name
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def admin_token(settings: Settings) -> str:
+    """The API's admin token (`WORKBOOK_ADMIN_TOKEN`, else `.stack/admin-token`)."""
+    return kept_secret(settings, "admin-token", settings.admin_token)
+
+
+def grafana_password(settings: Settings) -> str:
+    """Grafana's admin password (`WORKBOOK_GRAFANA_ADMIN_PASSWORD`, else in state_dir)."""
+    return kept_secret(settings, "grafana-admin-password", settings.grafana_admin_password)
 
 
 @lru_cache

@@ -5,16 +5,37 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 
-def live_pid(pid_file: Path) -> int | None:
-    """The pid a pid file names, if that process is alive (None for no file, or a dead one)."""
+def started_at(pid: int) -> str | None:
+    """When process `pid` started, as `ps` tells it (None: no such process, or no `ps`)."""
     try:
-        pid = int(pid_file.read_text())
+        done = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True)
+    except FileNotFoundError:
+        return None
+    return done.stdout.decode().strip() or None
+
+
+def write_pid(pid_file: Path, pid: int) -> None:
+    """Note a process we started: its pid, and when it started (to tell it from a later
+    process that got the same pid)."""
+    pid_file.write_text(f"{pid} {started_at(pid) or ''}".strip())
+
+
+def live_pid(pid_file: Path) -> int | None:
+    """The pid a pid file names, if that very process is alive: None for no file, a dead
+    process, or a pid now held by another process (after a reboot, say), which must never get
+    our signals."""
+    try:
+        pid_text, _, started = pid_file.read_text().strip().partition(" ")
+        pid = int(pid_text)
         os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    if started and started_at(pid) not in (started, None):
         return None
     return pid
 

@@ -1,42 +1,20 @@
-"""`python -m app.stack up|down|status|reset|exec -- CMD`: the native stack, as processes.
+"""The native stack's services: what each runs, where it answers, and its configs.
 
-MLflow, the model API, the retraining watcher, Prometheus, Alertmanager and the alert log;
-Grafana too when it is installed. Each service runs in its own process group with a pid file
-and a log under settings.state_dir; `up` returns once every service answers its health
-endpoint. Starting twice is harmless. `reset` stops the stack and deletes its state: the next
-`up` starts from scratch. Prometheus and Alertmanager read copies of compose/'s configs with
-this stack's addresses.
+Prometheus and Alertmanager read copies of compose/'s configs with this stack's addresses
+(`native_config`); Grafana reads compose/'s provisioning through its environment.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import logging
-import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from pydantic import SecretStr
+from app.config import REPO_ROOT, Settings, admin_token, grafana_password
 
-from app.config import REPO_ROOT, Settings, get_settings
-from app.log import setup_logging
-from app.processes import live_pid, stop_group
-
-log = logging.getLogger("app.stack")
 COMPOSE = REPO_ROOT / "compose"
-
-
-class StackError(RuntimeError):
-    """A service would not start; the message says which, why, and where its log is."""
 
 
 @dataclass(frozen=True)
@@ -52,28 +30,6 @@ class Service:
     startup_seconds: float = 60
     install_hint: str = ""
     optional: bool = False  # when not installed, `up` goes on without it
-
-
-def kept_secret(settings: Settings, name: str, configured: SecretStr | None) -> str:
-    """A secret from settings, else one made once and kept in state_dir (mode 600)."""
-    if configured:
-        return configured.get_secret_value()
-    path = settings.state_dir / name
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
-def admin_token(settings: Settings) -> str:
-    """The API's admin token (`WORKBOOK_ADMIN_TOKEN`, else `.stack/admin-token`)."""
-    return kept_secret(settings, "admin-token", settings.admin_token)
-
-
-def grafana_password(settings: Settings) -> str:
-    """Grafana's admin password (`WORKBOOK_GRAFANA_ADMIN_PASSWORD`, else in state_dir)."""
-    return kept_secret(settings, "grafana-admin-password", settings.grafana_admin_password)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -298,179 +254,3 @@ def grafana_env(settings: Settings) -> dict[str, str]:
 def port_variable(service: Service) -> str:
     """The setting that moves a service to another port (`WORKBOOK_MLFLOW_PORT`, ...)."""
     return f"WORKBOOK_{service.name.upper().replace('-', '_')}_PORT"
-
-
-def _pid_file(settings: Settings, service: Service) -> Path:
-    return settings.state_dir / f"{service.name}.pid"
-
-
-def log_file(settings: Settings, service: Service) -> Path:
-    return settings.state_dir / f"{service.name}.log"
-
-
-def is_healthy(service: Service) -> bool:
-    try:
-        return httpx.get(service.health_url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (for throwaway stacks: tests, benchmarks)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((host, port)) == 0
-
-
-def running_pid(settings: Settings, service: Service) -> int | None:
-    """The pid of our process for this service, if its pid file names a live process."""
-    return live_pid(_pid_file(settings, service))
-
-
-def start(settings: Settings, service: Service) -> bool:
-    """Start a service unless it already answers; return True if this call started it."""
-    if is_healthy(service):
-        return False
-    if service.command is None:
-        raise StackError(f"{service.name} is not installed: {service.install_hint}")
-    if running_pid(settings, service) is None and port_in_use(settings.host, service.port):
-        raise StackError(
-            f"{service.name}: port {service.port} is taken by another program"
-            + (" (on macOS, usually AirPlay Receiver)" if service.port == 5000 else "")
-            + f". Stop it, or move {service.name}: put {port_variable(service)}=<free port> "
-            "in .env (every command reads it), then run make stack-up again"
-        )
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    logs = log_file(settings, service)
-    with logs.open("ab") as output:
-        process = subprocess.Popen(
-            service.command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=os.environ | service.env | (service.prepare() if service.prepare else {}),
-            cwd=settings.state_dir,
-            start_new_session=True,  # its own process group: `down` stops its workers too
-        )
-    _pid_file(settings, service).write_text(str(process.pid))
-    deadline = time.monotonic() + service.startup_seconds
-    while not is_healthy(service):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(settings, service)
-            tail = "\n".join(logs.read_text(errors="replace").splitlines()[-15:])
-            raise StackError(f"{service.name} did not become healthy; end of {logs}:\n{tail}")
-        time.sleep(0.5)
-    return True
-
-
-def stop(settings: Settings, service: Service, grace_seconds: float = 15) -> bool:
-    """Stop a service's whole process group; return True if something was running."""
-    return stop_group(_pid_file(settings, service), grace_seconds)
-
-
-def up(settings: Settings) -> list[Service]:
-    """Start every service that is not running; return the ones this call started."""
-    started = []
-    for service in services(settings):
-        if service.command is None and service.optional:
-            log.info("%-12s not installed: %s", service.name, service.install_hint)
-            continue
-        if start(settings, service):
-            started.append(service)
-        log.info("%-12s %s", service.name, service.url)
-    return started
-
-
-def down(settings: Settings, only: list[Service] | None = None) -> None:
-    """Stop the stack's services (or `only` these), after what its sandboxes changed is given
-    back and every process they started is stopped (notebook 06's watcher, for one)."""
-    give_back_sandboxes(settings)
-    for service in reversed(only if only is not None else services(settings)):
-        if stop(settings, service):
-            log.info("%-12s stopped", service.name)
-
-
-def give_back_sandboxes(settings: Settings) -> None:
-    """Undo every sandbox while MLflow and Alertmanager still answer; else stop their
-    processes only (the next run of their notebook gives the rest back)."""
-    if not any(settings.sandboxes_dir.glob("*")):
-        return
-    from app import sandbox  # MLflow's client loads only when there is something to give back
-
-    needed = [service(settings, name) for name in ("mlflow", "alertmanager")]
-    if all(map(is_healthy, needed)):
-        sandbox.undo_all(settings)
-    else:
-        for name in sandbox.stop_all_processes(settings):
-            log.info("sandbox: stopped the process of %s", name)
-
-
-def reset(settings: Settings) -> None:
-    """Start over: stop the stack and delete its state (MLflow runs, registry, logs, token)."""
-    down(settings)
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
-    log.info(
-        "removed %s: the next `make stack-up` starts with an empty registry", settings.state_dir
-    )
-
-
-def status(settings: Settings) -> list[tuple[str, str, str]]:
-    """(name, state, url) per service; state is 'healthy', 'starting/unhealthy', 'stopped' or
-    'not installed' (then the url says how to get it)."""
-    rows = []
-    for service in services(settings):
-        if service.command is None:
-            rows.append((service.name, "not installed", service.install_hint))
-            continue
-        if is_healthy(service):
-            state = "healthy"
-        elif running_pid(settings, service):
-            state = "starting/unhealthy"
-        else:
-            state = "stopped"
-        rows.append((service.name, state, service.url))
-    return rows
-
-
-@contextlib.contextmanager
-def stack_running(settings: Settings) -> Iterator[None]:
-    """Make sure the stack runs for the duration; stop afterwards only what this started."""
-    started = up(settings)
-    try:
-        yield
-    finally:
-        down(settings, only=started)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status", "reset", "exec"])
-    parser.add_argument("command", nargs="*", help="with exec: the command to run (after --)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    settings = get_settings()
-    try:
-        if args.action == "up":
-            up(settings)
-        elif args.action == "down":
-            down(settings)
-        elif args.action == "reset":
-            reset(settings)
-        elif args.action == "status":
-            for row in status(settings):
-                log.info("%-12s %-18s %s", *row)
-        else:
-            with stack_running(settings):
-                return subprocess.run(args.command).returncode
-    except StackError as error:
-        log.error("error: %s", error)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
