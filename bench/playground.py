@@ -1,4 +1,4 @@
-"""`python bench/playground.py`: how often the playground recognises scripted strokes of each digit.
+"""`python -m bench.playground`: how often the playground recognises scripted strokes of each digit.
 
 A simple pen path per digit (STROKES, in a unit square) is drawn on the playground's canvas by
 headless Chromium through real pointer events, in a few variants (smaller, slanted, off centre),
@@ -13,8 +13,6 @@ A measurement, not a test: tests/integration/test_playground.py checks the page 
 from __future__ import annotations
 
 import argparse
-import math
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,74 +20,7 @@ from pathlib import Path
 
 import httpx
 
-Point = tuple[float, float]
-Stroke = list[Point]
-
-
-def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n=24) -> Stroke:
-    """Points along an ellipse from `start` to `end` degrees (0 = right, 90 = down: screen axes)."""
-    return [
-        (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-        for a in (start + (end - start) * i / n for i in range(n + 1))
-    ]
-
-
-# How a person might draw each digit: a few strokes, in a unit square (y grows downwards).
-STROKES: dict[int, list[Stroke]] = {
-    0: [arc(0.5, 0.5, 0.26, 0.38, -90, 270)],
-    1: [[(0.38, 0.26), (0.52, 0.12), (0.52, 0.88)]],
-    2: [arc(0.5, 0.32, 0.22, 0.18, 180, 360) + [(0.66, 0.5), (0.28, 0.88), (0.76, 0.88)]],
-    3: [arc(0.48, 0.3, 0.2, 0.17, 200, 450) + arc(0.48, 0.67, 0.24, 0.2, -90, 160)],
-    4: [[(0.6, 0.12), (0.24, 0.62), (0.78, 0.62)], [(0.62, 0.36), (0.62, 0.9)]],
-    5: [[(0.72, 0.13), (0.33, 0.13), (0.3, 0.46)] + arc(0.48, 0.66, 0.23, 0.21, -120, 150)],
-    6: [[(0.66, 0.12), (0.42, 0.32)] + arc(0.5, 0.66, 0.22, 0.22, 200, 560)],
-    7: [[(0.24, 0.15), (0.76, 0.15), (0.42, 0.88)]],
-    8: [arc(0.5, 0.3, 0.17, 0.17, 90, 450), arc(0.5, 0.68, 0.21, 0.2, -90, 270)],
-    9: [arc(0.5, 0.32, 0.2, 0.19, 0, 360), [(0.7, 0.32), (0.64, 0.88)]],
-}
-# (scale, slant, shift): the same path smaller, leaning right, and off centre.
-VARIANTS = [(1.0, 0.0, 0.0), (0.7, 0.0, 0.0), (1.0, 0.2, 0.0), (0.8, -0.15, 0.1), (0.6, 0.1, -0.15)]
-
-
-def placed(stroke: Stroke, scale: float, slant: float, shift: float) -> Stroke:
-    """A stroke scaled about the centre, slanted (x moves with height) and shifted sideways."""
-    return [
-        (0.5 + (x - 0.5) * scale + slant * (0.5 - y) * scale + shift, 0.5 + (y - 0.5) * scale)
-        for x, y in stroke
-    ]
-
-
-def draw(page, strokes: list[Stroke], margin: float = 0.05) -> None:
-    """Draw strokes on the page's canvas with the mouse: pointerdown, moves, pointerup."""
-    box = page.locator("#canvas").bounding_box()
-    size = min(box["width"], box["height"]) * (1 - 2 * margin)
-
-    def screen(point: Point) -> Point:
-        return (box["x"] + box["width"] * margin + point[0] * size,
-                box["y"] + box["height"] * margin + point[1] * size)  # fmt: skip
-
-    for stroke in strokes:
-        page.mouse.move(*screen(stroke[0]))
-        page.mouse.down()
-        for point in stroke[1:]:
-            page.mouse.move(*screen(point), steps=3)
-        page.mouse.up()
-
-
-def browser_path() -> str | None:
-    """Chromium, as Debian, Ubuntu or Google name it (`make system-deps` installs it)."""
-    return next(
-        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-    )
-
-
-def predict_drawing(page, strokes: list[Stroke]) -> dict:
-    """Clear, draw, press Predict: the API's answer (the JSON the page received)."""
-    page.get_by_role("button", name="Clear").click()
-    draw(page, strokes)
-    with page.expect_response("**/predict/image") as answer:
-        page.get_by_role("button", name="Predict").click()
-    return answer.value.json()
+from tests.helpers import STROKES, VARIANTS, browser_path, placed, predict_drawing
 
 
 def recognition(url: str) -> Iterator[tuple[int, int, list[str]]]:

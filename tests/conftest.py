@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from app import registry, stack
+from app import stack
 from app.config import REPO_ROOT, Params, Settings, load_params
 from app.data import build_version, dvc, load_split
 from app.stack import free_port
-from app.training import setup_mlflow, train_and_log
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -55,15 +53,6 @@ def dvc_repo(tmp_path) -> Settings:
     return Settings(root=root, dvc_remote_url=str(tmp_path / "remote"), _env_file=None)
 
 
-def file_bytes(folder: Path) -> dict[str, bytes]:
-    """Every file below a folder, by relative path: for byte-for-byte comparisons."""
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 @pytest.fixture(scope="session")
 def v1_arrays(v1_dir):
     """(train, val) as (features, labels) arrays of version v1."""
@@ -93,18 +82,3 @@ def server(tmp_path_factory, project) -> Settings:
     yield settings
     stack.stop(settings, service)
     assert not stack.is_healthy(service)
-
-
-def isolated(server: Settings) -> Settings:
-    """The server's settings with a registered-model name of their own, MLflow pointed at it."""
-    settings = server.model_copy(update={"model_name": f"digits-{uuid.uuid4().hex[:8]}"})
-    setup_mlflow(settings)
-    return settings
-
-
-def champion_of(settings: Settings, params: Params, **overrides) -> str:
-    """Train a baseline, register it and gate it: the new champion's version."""
-    logged = train_and_log(settings, params, "baseline", overrides=overrides or None)
-    version = registry.register_challenger(settings, logged.model_uri).version
-    assert registry.gate(settings, params, version).promoted
-    return version

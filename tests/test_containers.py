@@ -6,41 +6,19 @@ tests/containers/ builds and runs them; these catch mistakes in seconds.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
 from app import stack
 from app.config import REPO_ROOT, Settings
+from tests.helpers import COMPOSE_FILE, default_of, load, services, tool
 
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 OVERRIDE_FILE = REPO_ROOT / "docker-compose.override.yml"
 SCALE_FILE = REPO_ROOT / "compose" / "scale.yml"
 DOCKERFILE = REPO_ROOT / "compose" / "Dockerfile"
 DOCKERFILES = sorted(REPO_ROOT.glob("compose/**/Dockerfile"))
 JOBS = {"trainer"}  # `docker compose run` jobs; every other service runs for good
-
-
-def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
-
-
-def services(path: Path = COMPOSE_FILE) -> dict[str, dict]:
-    return load(path)["services"]
-
-
-def default_of(value: str) -> str:
-    """What compose makes of `${VAR:-default}` parts when VAR is unset."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(str(REPO_ROOT / ".venv" / "bin" / name))
-    assert path, f"{name} is missing: `make setup` installs it (a dev dependency)"
-    return path
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))

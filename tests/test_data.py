@@ -24,7 +24,7 @@ from app.data import (
 )
 from app.data.build import SHIFTED_PREFIX, source_splits, version_splits
 from app.data.images import from_image
-from tests.conftest import file_bytes
+from tests.helpers import file_bytes
 
 # What the recipe makes today, on every machine: a change here changes the data a version means.
 # (v1's md5 is pinned in data.dvc and checked against it below.)

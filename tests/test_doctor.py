@@ -6,7 +6,7 @@ import socket
 
 from app import doctor, stack
 from app.config import Settings
-from tests.test_setup import fake_python
+from tests.helpers import fake_python
 
 
 def own_ports(tmp_path) -> Settings:

@@ -11,22 +11,9 @@ import time
 import pytest
 
 from app.config import REPO_ROOT
+from tests.helpers import fake_python
 
 CHECK = REPO_ROOT / "scripts" / "check-python.sh"
-
-
-def fake_python(tmp_path, version: tuple[int, int, int], venv: bool = True):
-    """An interpreter that reports another version (and, optionally, lacks venv)."""
-    shim = "import sys; sys.version_info = {v!r}; sys.modules.update({m}); exec(sys.argv[1])"
-    modules = "" if venv else "{'venv': None}"
-    script = tmp_path / "python"
-    script.write_text(
-        "#!/usr/bin/env bash\n"
-        f'[ "$1" = --version ] && echo "Python {".".join(map(str, version))}" && exit 0\n'
-        f'exec {sys.executable} -c "{shim.format(v=version, m=modules)}" "$2"\n'
-    )
-    script.chmod(0o755)
-    return script
 
 
 def check(python) -> subprocess.CompletedProcess:

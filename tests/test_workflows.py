@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app.config import REPO_ROOT
-from tests.test_containers import default_of, services, tool
+from tests.helpers import default_of, services, tool
 
 GITHUB = REPO_ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))

@@ -25,27 +25,11 @@ import yaml
 
 from app.compose import Compose, engine_answers
 from app.config import REPO_ROOT
-from tests.test_containers import default_of
+from tests.helpers import PORTS, default_of
 
 COMPOSE = REPO_ROOT / "compose"
-# The test stack's own ports: a learner's stack (natively or in compose) keeps its own.
-PORTS = {
-    "WORKBOOK_MLFLOW_PORT": "5200",
-    "WORKBOOK_API_PORT": "8200",
-    "WORKBOOK_RETRAINER_PORT": "9297",
-    "WORKBOOK_ALERT_LOG_PORT": "9295",
-    "WORKBOOK_PROMETHEUS_PORT": "9290",
-    "WORKBOOK_ALERTMANAGER_PORT": "9293",
-    "WORKBOOK_GRAFANA_PORT": "3200",
-}
 SERVICES = ["mlflow", "api", "retrainer", "alert-log", "prometheus", "alertmanager", "grafana"]
 CA_CERTIFICATES = Path("/usr/local/share/ca-certificates")
-
-
-def url(service: str) -> str:
-    """Where the host reaches a service of the test stack."""
-    variable = "WORKBOOK_" + service.upper().replace("-", "_") + "_PORT"
-    return f"http://127.0.0.1:{PORTS[variable]}"
 
 
 def default_image(service: str, file: Path = REPO_ROOT / "docker-compose.yml") -> str:

@@ -14,7 +14,7 @@ import pytest
 from app.compose import Compose
 from app.config import REPO_ROOT
 from app.data.images import load_split
-from tests.containers.conftest import PORTS, url
+from tests.helpers import PORTS, url
 
 pytestmark = pytest.mark.compose
 FILES = (REPO_ROOT / "docker-compose.yml", REPO_ROOT / "compose" / "scale.yml")

@@ -21,8 +21,7 @@ from app.data.dvc import read_pin
 from app.data.images import load_split
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
-from bench.playground import STROKES, browser_path, predict_drawing
-from tests.containers.conftest import url
+from tests.helpers import STROKES, browser_path, predict_drawing, url
 
 pytestmark = pytest.mark.compose
 MODEL = Settings(_env_file=None).model_name

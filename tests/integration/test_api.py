@@ -25,7 +25,7 @@ from app.log import json_formatter
 from app.registry import CHAMPION
 from app.serving.app import create_app
 from app.training import train_and_log
-from tests.conftest import champion_of, isolated
+from tests.helpers import champion_of, isolated
 
 TOKEN = "test-admin-token"
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
 from app.serving.app import create_app
-from tests.conftest import champion_of, isolated
+from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_ROUTE = 60

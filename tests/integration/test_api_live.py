@@ -13,8 +13,8 @@ import pytest
 
 from app import stack
 from app.config import Settings
-from bench.playground import browser_path
-from tests.conftest import champion_of, free_port, isolated
+from app.stack import free_port
+from tests.helpers import browser_path, champion_of, isolated
 
 pytestmark = pytest.mark.integration
 POLL_SECONDS = 1.0

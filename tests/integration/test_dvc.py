@@ -10,7 +10,7 @@ import yaml
 
 from app.data import dir_md5, dvc, ensure_data, is_clean, read_pin, switch_version
 from app.data.dvc import DataVersionMismatch, DvcError
-from tests.conftest import file_bytes
+from tests.helpers import file_bytes
 
 pytestmark = pytest.mark.integration
 

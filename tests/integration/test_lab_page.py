@@ -16,11 +16,11 @@ import time
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.config import REPO_ROOT
-from bench.playground import browser_path
-from tests.conftest import free_port
+from app.stack import free_port
+from tests.helpers import chromium
 
 pytestmark = pytest.mark.integration
 CONFIG = REPO_ROOT / ".jupyter" / "jupyter_lab_config.py"
@@ -61,12 +61,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page():
-    path = browser_path()
-    assert path, "this test needs Chromium: `make system-deps` (Debian/Ubuntu) or see README"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
 
 
 def test_start_opens_rendered_with_its_links_and_no_news_pop_up(lab, page):

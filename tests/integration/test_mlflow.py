@@ -15,8 +15,9 @@ from mlflow.tracking import MlflowClient
 from app import registry
 from app.config import Settings
 from app.data import load_split, read_pin
+from app.stack import free_port
 from app.training import MlflowUnavailable, setup_mlflow, train_and_log
-from tests.conftest import free_port, isolated
+from tests.helpers import isolated
 
 pytestmark = pytest.mark.integration
 WEAK = {"C": 0.0005}  # a baseline this regularised lands near 0.83 on v1

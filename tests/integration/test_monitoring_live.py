@@ -22,7 +22,8 @@ from app import stack
 from app.config import REPO_ROOT, Settings
 from app.data import load_split
 from app.data.build import shifted_batch
-from tests.conftest import champion_of, free_port, isolated
+from app.stack import free_port
+from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
 COMPOSE = REPO_ROOT / "compose"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from app import stack
-from bench.playground import STROKES, browser_path, draw, predict_drawing
-from tests.conftest import champion_of, free_port, isolated
+from app.stack import free_port
+from tests.helpers import STROKES, champion_of, chromium, draw, isolated, predict_drawing
 
 pytestmark = pytest.mark.integration
 PHONE = {"width": 390, "height": 844}
@@ -58,12 +58,8 @@ def modelless(server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    path = browser_path()
-    assert path, "this test needs Chromium: `make system-deps` (Debian/Ubuntu) or see README"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

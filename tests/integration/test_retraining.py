@@ -27,8 +27,9 @@ from app.data.dvc import dvc, read_pin
 from app.data.validate import DataValidationError
 from app.registry import CHAMPION, version_by_alias
 from app.retraining.run import FAILURES, RetrainBusy, read_history, retrain, retrain_lock
+from app.stack import free_port
 from app.training import MlflowUnavailable
-from tests.conftest import free_port, isolated
+from tests.helpers import isolated
 
 pytestmark = pytest.mark.integration
 

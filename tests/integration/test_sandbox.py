@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 from app import stack
 from app.processes import live_pid
 from app.sandbox import Sandbox, SandboxError
-from tests.conftest import champion_of, free_port, isolated
+from app.stack import free_port
+from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 
 from app import stack
 from app.config import REPO_ROOT, Settings
-from tests.conftest import free_port
+from app.stack import free_port
 
 pytestmark = pytest.mark.integration
 
