@@ -14,7 +14,7 @@ TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test test-fast compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -110,6 +110,12 @@ bench: setup
 
 # Then the container tests, when a Docker engine runs or can be started here (CI sets
 # WORKBOOK_REQUIRE_DOCKER=1: no engine is then a failure, not a note).
+# The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
+# training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.
+test-fast: setup data
+	$(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers" \
+		-m "not integration and not slow and not compose" tests
+
 test: lint data system-deps
 	rm -rf .stack-test
 	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest -n $(TEST_WORKERS) \

@@ -35,7 +35,16 @@ def pytest_configure(config) -> None:
     install()
 
 
+# What needs a server, a notebook kernel or minutes: `make test-fast` leaves them out.
+SERVER_PATHS = ("tests/integration/", "notebooks/", "solutions/")
+
+
 def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.nodeid.startswith(SERVER_PATHS):
+            item.add_marker(pytest.mark.integration)
+        if item.nodeid.startswith(LONGEST_ALONE):
+            item.add_marker(pytest.mark.slow)
     shared = sorted(
         (item for item in items if shared_rank(item.nodeid) is not None),
         key=lambda item: shared_rank(item.nodeid),  # stable: each part keeps its own order

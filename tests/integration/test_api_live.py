@@ -13,6 +13,7 @@ import pytest
 
 from app import stack
 from app.config import Settings
+from app.poll import wait_for
 from app.stack import free_port
 from tests.helpers import browser_path, champion_of, isolated
 
@@ -50,6 +51,11 @@ def hammer(url: str, stop: threading.Event, seen: Counter, failures: list) -> No
                 seen[answer.json()["model"]["version"]] += 1
 
 
+def served(url: str) -> str:
+    """The version the API serves (`GET /model`)."""
+    return httpx.get(f"{url}/model").json()["version"]
+
+
 def test_promotion_swaps_the_model_under_load_without_a_failed_request(api, params):
     url = api.api_url
     stop, seen, failures = threading.Event(), Counter(), []
@@ -57,12 +63,9 @@ def test_promotion_swaps_the_model_under_load_without_a_failed_request(api, para
     for thread in clients:
         thread.start()
     try:
-        time.sleep(1)
-        promoted_at = time.monotonic()
+        wait_for(lambda: seen["1"] > 0, 10, every=0.1, what="answers from version 1")
         assert champion_of(api, params, C=0.4) == "2"  # as accurate, so it passes the gate
-        while httpx.get(f"{url}/model").json()["version"] != "2":
-            assert time.monotonic() - promoted_at < POLL_SECONDS + 10, "the swap took too long"
-            time.sleep(0.1)
+        wait_for(lambda: served(url) == "2", POLL_SECONDS + 10, every=0.1, what="the swap")
         time.sleep(1)  # keep the load on after the swap
     finally:
         stop.set()
@@ -79,10 +82,7 @@ def test_every_line_the_api_writes_is_json(api, params):
     """uvicorn's lines, MLflow's downloads and warnings included: `json.loads` reads them all."""
     url = api.api_url
     champion_of(api, params, C=0.4)  # a second model download, on the poller's thread
-    deadline = time.monotonic() + POLL_SECONDS + 10
-    while httpx.get(f"{url}/model").json()["version"] != "2":
-        assert time.monotonic() < deadline, "the new champion was not picked up"
-        time.sleep(0.1)
+    wait_for(lambda: served(url) == "2", POLL_SECONDS + 10, every=0.1, what="the new champion")
     httpx.post(f"{url}/predict", json={"instances": [ROW[:5]]})  # a 422
     httpx.get(f"{url}/nowhere")  # a 404
 

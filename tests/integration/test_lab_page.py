@@ -12,13 +12,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from app.config import REPO_ROOT
+from app.poll import wait_for
 from app.stack import free_port
 from tests.helpers import chromium
 
@@ -44,16 +44,15 @@ def lab(tmp_path_factory):
         command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/status", params={"token": token}).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
+
+    def answers() -> bool:
         assert process.poll() is None, (home / "lab.log").read_text()
-        assert time.monotonic() < deadline, (home / "lab.log").read_text()
-        time.sleep(0.5)
+        try:
+            return httpx.get(f"{url}/api/status", params={"token": token}).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, 60, what=f"JupyterLab to answer (its log: {home / 'lab.log'})")
     yield url, token, home / "lab.log"
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
@@ -100,13 +99,12 @@ def test_a_lab_opens_on_its_kernel_without_the_encryption_warning(lab, page):
     url, token, log = lab
     page.goto(f"{url}/lab/tree/labs/01_data_versioning.ipynb?token={token}")
     expect(page.locator(".jp-Notebook").first).to_be_visible(timeout=60_000)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def idle_kernel() -> dict | None:
         sessions = httpx.get(f"{url}/api/sessions", params={"token": token}).json()
         kernels = [s["kernel"] for s in sessions if s["path"].endswith("01_data_versioning.ipynb")]
-        if kernels and kernels[0]["execution_state"] == "idle":
-            break
-        assert time.monotonic() < deadline, sessions
-        time.sleep(0.5)
-    assert kernels[0]["name"] == "python3"
+        return kernels[0] if kernels and kernels[0]["execution_state"] == "idle" else None
+
+    kernel = wait_for(idle_kernel, 60, what="the lab's kernel, idle")
+    assert kernel["name"] == "python3"
     assert "without encryption" not in log.read_text()

@@ -22,6 +22,7 @@ from app import stack
 from app.config import REPO_ROOT, Settings
 from app.data import load_split
 from app.data.build import shifted_batch
+from app.poll import wait_for
 from app.stack import free_port
 from tests.helpers import champion_of, isolated
 
@@ -31,17 +32,6 @@ MONITORING = ("alert-log", "alertmanager", "prometheus")
 # Grafana replaces $__rate_interval with at least four scrape intervals; Prometheus needs a
 # number: one minute is twelve 5 s scrapes.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "5s", "$__range": "5m"}
-
-
-def wait_for(check, seconds: float, what: str, every: float = 1.0):
-    """Call `check` until it returns something truthy; fail naming `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
-        time.sleep(every)
 
 
 def query(settings: Settings, promql: str) -> list[dict]:
@@ -162,13 +152,13 @@ def traffic(monitored, params):
     for bad in ({"instances": [[1.0] * 3]}, {"wrong": 1}):  # some 4xx on the charts too
         assert api.post("/predict", json=bad).status_code == 422
     calm = wait_for(
-        lambda: value(monitored, "api_input_drift_score{job='api'} >= 0"), 20, "a first score"
+        lambda: value(monitored, "api_input_drift_score{job='api'} >= 0"), 20, what="a first score"
     )
     assert not firing(monitored, "InputDrift", state="pending")
     started = time.monotonic()
     for row in shifted_batch(params.data).images:
         assert api.post("/predict", json={"instances": [row.tolist()]}).status_code == 200
-    alert = wait_for(lambda: firing(monitored, "InputDrift"), 90, "InputDrift to fire")
+    alert = wait_for(lambda: firing(monitored, "InputDrift"), 90, what="InputDrift to fire")
     seconds_to_fire = time.monotonic() - started
     drifted = value(monitored, "api_input_drift_score")
     print(f"drift score: val traffic {calm:.3f}, shifted {drifted:.3f}; ", end="")
@@ -191,7 +181,7 @@ def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(tr
         alerts = httpx.get(f"{monitored.alertmanager_url}/api/v2/alerts").json()
         return [a for a in alerts if a["labels"]["alertname"] == "InputDrift"]
 
-    (alert,) = wait_for(in_alertmanager, 30, "InputDrift in Alertmanager")
+    (alert,) = wait_for(in_alertmanager, 30, what="InputDrift in Alertmanager")
     assert alert["status"]["state"] == "active"
 
     def in_alert_log():
@@ -203,7 +193,7 @@ def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(tr
             if a["labels"]["alertname"] == "InputDrift" and a["status"] == "firing"
         ]
 
-    assert wait_for(in_alert_log, 30, "the webhook notification")
+    assert wait_for(in_alert_log, 30, what="the webhook notification")
     log = stack.log_file(monitored, stack.service(monitored, "alert-log")).read_text()
     lines = [json.loads(line) for line in log.splitlines()]
     assert any(line.get("alertname") == "InputDrift" for line in lines)
@@ -212,7 +202,7 @@ def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(tr
         metrics = httpx.get(f"{monitored.retrainer_url}/metrics").text
         return 'retrain_alerts_received_total{alertname="InputDrift",status="firing"}' in metrics
 
-    assert wait_for(at_the_retrainer, 30, "the retraining watcher to receive the alert")
+    assert wait_for(at_the_retrainer, 30, what="the retraining watcher to receive the alert")
 
 
 @pytest.mark.parametrize("title, promql", dashboard_queries())
@@ -241,12 +231,12 @@ def test_scrapes_during_a_model_swap_always_answer(traffic, monitored, params):
     before = value(monitored, "api_model_version")
     champion_of(monitored, params, C=0.4)
     answers = []
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        answer = httpx.get(url)
-        answers.append(answer)
-        if f"api_model_version {before + 1}" in answer.text:
-            break
+
+    def swapped() -> bool:  # every answer is kept: each must be complete
+        answers.append(httpx.get(url))
+        return f"api_model_version {before + 1}" in answers[-1].text
+
+    wait_for(swapped, 15, every=0, what="the swap to show in /metrics")
     assert all(a.status_code == 200 for a in answers)
     assert all("api_input_drift_score" in a.text for a in answers)
     assert f"api_model_version {before + 1}" in answers[-1].text, "the swap never happened"
@@ -257,14 +247,18 @@ def test_scrapes_during_a_model_swap_always_answer(traffic, monitored, params):
 def test_an_api_restart_is_the_only_gap(traffic, monitored):
     """`up` is recorded at every scrape; it is 0 only while the API is down."""
     api = stack.service(monitored, "api")
-    wait_for(lambda: value(monitored, 'up{job="api"}') == 1, 20, "the API to be up")
+    wait_for(lambda: value(monitored, 'up{job="api"}') == 1, 20, what="the API to be up")
     stopped_at = time.time()
     stack.stop(monitored, api)
-    wait_for(lambda: value(monitored, 'up{job="api"}') == 0, 20, "Prometheus to see it down")
+    wait_for(lambda: value(monitored, 'up{job="api"}') == 0, 20, what="Prometheus to see it down")
     stack.start(monitored, api)
     back_at = time.time()
-    wait_for(lambda: value(monitored, 'up{job="api"}') == 1, 20, "Prometheus to see it back")
-    time.sleep(6)
+    wait_for(lambda: value(monitored, 'up{job="api"}') == 1, 20, what="Prometheus to see it back")
+
+    def scraped_at() -> float:
+        return value(monitored, 'timestamp(up{job="api"})') or 0
+
+    wait_for(lambda: scraped_at() > back_at + 5, 20, what="a scrape more than 5 s after it is back")
     answer = httpx.get(
         f"{monitored.prometheus_url}/api/v1/query_range",
         params={"query": 'up{job="api"}', "start": stopped_at - 30, "end": time.time(), "step": 5},
@@ -282,18 +276,22 @@ def test_prometheus_first_then_an_api_without_a_model(server, params, tmp_path):
     settings = own_ports(server, tmp_path)
     try:
         start_monitoring(settings)
-        wait_for(lambda: value(settings, 'up{job="api"}') == 0, 20, "the API to be seen down")
+        wait_for(lambda: value(settings, 'up{job="api"}') == 0, 20, what="the API to be seen down")
         stack.start(settings, stack.service(settings, "api"))
-        wait_for(lambda: value(settings, 'up{job="api"}') == 1, 20, "the API to be scraped")
+        wait_for(lambda: value(settings, 'up{job="api"}') == 1, 20, what="the API to be scraped")
         assert value(settings, "api_model_version") == 0
         pending = wait_for(
-            lambda: firing(settings, "NoModelLoaded", "pending"), 20, "NoModelLoaded"
+            lambda: firing(settings, "NoModelLoaded", "pending"), 20, what="NoModelLoaded"
         )
         assert "has no model to serve" in pending["annotations"]["summary"]
         assert httpx.get(f"{settings.api_url}/ready").status_code == 503
         champion_of(settings, params)
-        wait_for(lambda: value(settings, "api_model_version") == 1, 30, "the model to be scraped")
-        wait_for(lambda: not firing(settings, "NoModelLoaded", "pending"), 20, "the alert to clear")
+        wait_for(
+            lambda: value(settings, "api_model_version") == 1, 30, what="the model to be scraped"
+        )
+        wait_for(
+            lambda: not firing(settings, "NoModelLoaded", "pending"), 20, what="the alert to clear"
+        )
     finally:
         stack.down(settings, only=[s for s in stack.services(settings) if s.name != "mlflow"])
 

@@ -25,6 +25,7 @@ from app.data import switch_version
 from app.data.build import fresh_shifted_batch, shifted_batch
 from app.data.dvc import dvc, read_pin
 from app.data.validate import DataValidationError
+from app.poll import wait_for
 from app.registry import CHAMPION, version_by_alias
 from app.retraining.run import FAILURES, RetrainBusy, read_history, retrain, retrain_lock
 from app.stack import free_port
@@ -61,15 +62,29 @@ def repo(server, dvc_repo, params, tmp_path) -> Settings:
 def served_after_retrain(settings: Settings, url: str, seconds: float = 180) -> dict:
     """Wait until the watcher has retrained the data HEAD pins and the API serves its champion;
     its record. Fails at once, with the watcher's reason, when that data was not promoted."""
-    md5, deadline = read_pin(settings.dvc_file).md5, time.monotonic() + seconds
-    while True:
+    md5 = read_pin(settings.dvc_file).md5
+
+    def served() -> dict | None:
         record = next((r for r in read_history(settings)[::-1] if r["data_md5"] == md5), None)
-        if record:
-            assert record["decision"] == "promoted", f"{record['decision']}: {record['reason']}"
-            if httpx.get(f"{url}/model").json()["version"] == record["champion_after"]:
-                return record
-        assert time.monotonic() < deadline, httpx.get(f"{settings.retrainer_url}/status").json()
-        time.sleep(0.5)
+        if record is None:
+            return None
+        assert record["decision"] == "promoted", f"{record['decision']}: {record['reason']}"
+        return record if served_version(url) == record["champion_after"] else None
+
+    try:
+        return wait_for(served, seconds, what=f"data {md5} retrained and served")
+    except TimeoutError as error:
+        status = httpx.get(f"{settings.retrainer_url}/status").json()
+        raise AssertionError(f"{error}; the watcher: {status}") from None
+
+
+def served_version(url: str) -> str:
+    return httpx.get(f"{url}/model").json()["version"]
+
+
+def watching(settings: Settings) -> bool:
+    """The watcher has checked HEAD and waits for it to change (its `GET /status`)."""
+    return httpx.get(f"{settings.retrainer_url}/status").json()["state"].startswith("watching")
 
 
 def versions(settings: Settings) -> list[str]:
@@ -159,7 +174,7 @@ def test_a_committed_data_version_is_served_with_no_failed_request(repo, params,
     client = threading.Thread(target=client_loop, args=(url, stop, seen, failures, row))
     client.start()
     try:
-        time.sleep(2)  # the watcher has noted HEAD (v1) as its baseline
+        wait_for(lambda: watching(repo), 30, what="the watcher to note HEAD (v1) as its baseline")
         switch_version(repo, params, 2)
         commit(repo, "data v2")
         committed = time.monotonic()
@@ -197,10 +212,11 @@ def test_the_watcher_checks_at_once_on_an_alert_and_exports_what_it_did(repo, pa
         }
         answer = httpx.post(f"{repo.retrainer_url}/alerts", json=alert)
         assert answer.json() == {"checking": True}
-        deadline = time.monotonic() + 60
-        while read_history(repo)[-1]["trigger"] != "alert:InputDrift":
-            assert time.monotonic() < deadline, httpx.get(f"{repo.retrainer_url}/status").json()
-            time.sleep(0.5)
+        wait_for(
+            lambda: read_history(repo)[-1]["trigger"] == "alert:InputDrift",
+            60,
+            what="the watcher to check the data after the alert",
+        )
         assert read_history(repo)[-1]["decision"] == "skipped"  # drift alone: no new data
         metrics = httpx.get(f"{repo.retrainer_url}/metrics").text
         assert (
@@ -277,12 +293,14 @@ def test_mlflow_stopping_during_a_retrain_fails_it_and_registers_nothing(repo, p
     try:
         worker.start()
         client = MlflowClient(tracking_uri=own.mlflow_uri)
-        deadline = time.monotonic() + 60
-        while not client.search_runs(
-            ["0", *[e.experiment_id for e in client.search_experiments()]]
-        ):
-            assert time.monotonic() < deadline, "no run was started"
-            time.sleep(0.2)
+        wait_for(
+            lambda: client.search_runs(
+                ["0", *[e.experiment_id for e in client.search_experiments()]]
+            ),
+            60,
+            every=0.2,
+            what="a run to start",
+        )
         stack.stop(own, mlflow_service)  # mid-training: a run exists, nothing is registered
         worker.join(timeout=120)
         (error,) = outcome
