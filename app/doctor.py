@@ -90,7 +90,8 @@ def docker() -> Finding:
         )
     if not engine_answers():
         return Finding("docker", "warning", "installed, but no engine answers: start Docker")
-    return Finding("docker", "ok", "an engine answers; " + " ".join(compose_program()))
+    program = compose_program() or ["no compose: install docker-compose"]
+    return Finding("docker", "ok", "an engine answers; " + " ".join(program))
 
 
 def findings(settings: Settings) -> list[Finding]:

@@ -59,6 +59,7 @@ def lab_of(notebook: Path) -> str:
 def cases_module(lab: str):
     """tests/labs/lab_NN.py, loaded: `EXERCISES` and, when the snippets share code, `HELPERS`."""
     spec = importlib.util.spec_from_file_location(f"lab_{lab}", CASES / f"lab_{lab}.py")
+    assert spec and spec.loader, f"no cases for lab {lab}"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -72,6 +72,8 @@ def register_challenger(settings: Settings, model_uri: str) -> ModelVersion:
     """
     client, name = MlflowClient(), settings.model_name
     logged = mlflow.get_logged_model(model_uri.removeprefix("models:/"))
+    if logged.source_run_id is None:
+        raise LookupError(f"{model_uri} was not logged by a run: no lineage to register")
     run = client.get_run(logged.source_run_id)
     learned = run.data.tags.get(FINGERPRINT, "")
     version = same_model(client, name, learned) if learned else None

@@ -73,6 +73,7 @@ def dir_md5(folder: Path) -> str:
         digest = hashlib.md5(path.read_bytes()).hexdigest()
         tree.add(path.relative_to(folder).parts, None, HashInfo("md5", digest))
     tree.digest()
+    assert tree.hash_info.value, "an empty tree has no md5"
     return tree.hash_info.value
 
 

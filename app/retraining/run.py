@@ -80,9 +80,11 @@ def read_history(settings: Settings) -> list[dict]:
 def judged_data(client: MlflowClient, name: str, champion: str | None) -> dict[str, str]:
     """Data md5 -> what the registry made of it: every data version the gate has judged
     (promoted, even if since retired, or refused), and the champion's."""
-    judged = {}
+    judged: dict[str, str] = {}
     for version in client.search_model_versions(f"name = '{name}'"):
-        md5 = client.get_run(version.run_id).data.tags.get("data_md5")
+        md5 = version.run_id and client.get_run(version.run_id).data.tags.get("data_md5")
+        if not md5:
+            continue  # no lineage: nothing to say about its data
         if version.version == champion:
             judged[md5] = f"trained the champion, v{version.version}"
         elif decision := version.tags.get("gate.decision"):

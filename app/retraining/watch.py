@@ -67,7 +67,7 @@ class RetrainGauges(Collector):
         )
         for name in DECISIONS:
             runs.add_metric([name], sum(r["decision"] == name for r in history))
-            decision.add_metric([name], float(bool(last) and last["decision"] == name))
+            decision.add_metric([name], float(last is not None and last["decision"] == name))
         yield runs
         yield decision
         started = datetime.fromisoformat(last["started_at"]).timestamp() if last else 0.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,12 +81,13 @@ EXAMPLE_DIGIT = [
 ]  # fmt: skip  (the first digit of scikit-learn's dataset: a zero)
 
 
+EXAMPLE_REQUEST: dict[str, Any] = {"instances": [EXAMPLE_DIGIT]}
+
+
 class PredictRequest(BaseModel):
     """Digits as rows of 64 pixel values (8x8, row by row), each from 0 (no ink) to 16."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"instances": [EXAMPLE_DIGIT]}]}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_REQUEST]})
     instances: list[Instance] = Field(min_length=1)
 
 

@@ -94,21 +94,24 @@ class DriftGauges(Collector):
         scores = monitor.scores() if monitor else None
         threshold = monitor.reference.params.drift_threshold if monitor else math.nan
         reference_confidence = monitor.reference.confidence_mean if monitor else math.nan
-        values = {
-            "api_drift_window_inputs": ("Inputs in the drift window", scores and scores.inputs),
+        values: dict[str, tuple[str, float | None]] = {
+            "api_drift_window_inputs": (
+                "Inputs in the drift window",
+                scores.inputs if scores else None,
+            ),
             "api_input_drift_score": (
                 "Mean Jensen-Shannon distance of the window's pixel and ink histograms to the "
                 "training reference (0: alike, 1: nothing in common)",
-                scores and scores.input_drift,
+                scores.input_drift if scores else None,
             ),
             "api_input_drift_threshold": ("Above it, inputs have drifted", threshold),
             "api_prediction_shift": (
                 "Jensen-Shannon distance of the window's predicted digits to the val split's",
-                scores and scores.prediction_shift,
+                scores.prediction_shift if scores else None,
             ),
             "api_window_confidence_mean": (
                 "Mean probability of the predicted digit over the window",
-                scores and scores.mean_confidence,
+                scores.mean_confidence if scores else None,
             ),
             "api_reference_confidence_mean": (
                 "Mean probability of the predicted digit on the val split",

@@ -174,8 +174,9 @@ def monitoring_services(settings: Settings) -> list[Service]:
         ),
         Service(
             name="alertmanager",
-            command=alertmanager
-            and [
+            command=None
+            if alertmanager is None
+            else [
                 alertmanager,
                 f"--config.file={state / 'alertmanager' / 'alertmanager.yml'}",
                 f"--storage.path={state / 'alertmanager' / 'data'}",
@@ -191,8 +192,9 @@ def monitoring_services(settings: Settings) -> list[Service]:
         ),
         Service(
             name="prometheus",
-            command=prometheus
-            and [
+            command=None
+            if prometheus is None
+            else [
                 prometheus,
                 f"--config.file={state / 'prometheus' / 'prometheus.yml'}",
                 f"--storage.tsdb.path={state / 'prometheus' / 'data'}",
@@ -206,8 +208,9 @@ def monitoring_services(settings: Settings) -> list[Service]:
         ),
         Service(
             name="grafana",
-            command=grafana
-            and [
+            command=None
+            if grafana is None
+            else [
                 grafana,
                 *(["server"] if Path(grafana).name == "grafana" else []),
                 f"--homepath={grafana_home(grafana)}",

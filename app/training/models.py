@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from app.config import CnnParams
 from app.data.images import SIDE
+
+if TYPE_CHECKING:  # names for the type checker only: importing them loads torch, sklearn
+    from sklearn.pipeline import Pipeline
+
+    from app.training.cnn import TorchClassifier
 
 CLASSES = list(range(10))
 OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
@@ -39,7 +44,8 @@ def fingerprint(classifier: Classifier, *extras: bytes) -> str:
     if isinstance(classifier, TorchClassifier):
         arrays = [tensor.numpy() for tensor in classifier.network.state_dict().values()]
     else:  # the baseline's pipeline: the scaler's and the regression's fitted numbers
-        scaler, regression = classifier[0], classifier[-1]
+        pipeline = cast("Pipeline", classifier)
+        scaler, regression = pipeline[0], pipeline[-1]
         arrays = [scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_]
     digest = hashlib.sha256()
     for array in arrays:
@@ -61,8 +67,9 @@ def save_classifier(classifier: Classifier, family: str, folder: Path) -> tuple[
     import torch
 
     path = folder / "cnn.pt"
-    torch.save(classifier.network.state_dict(), path)
-    return path, {"family": family, "cnn": classifier.network.params.model_dump()}
+    network = cast("TorchClassifier", classifier).network
+    torch.save(network.state_dict(), path)
+    return path, {"family": family, "cnn": network.params.model_dump()}
 
 
 def load_classifier(path: Path, config: dict) -> Classifier:
@@ -80,7 +87,7 @@ def load_classifier(path: Path, config: dict) -> Classifier:
     return TorchClassifier(network)
 
 
-class DigitsModel(mlflow.pyfunc.PythonModel):
+class DigitsModel(PythonModel):
     """The logged model (MLflow 'models from code', see model_code.py): any family in, one
     output out: the digit and its 10 probabilities."""
 

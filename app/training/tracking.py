@@ -203,12 +203,16 @@ def train_and_log(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(family_params(params, family, tags["data_version"]))
+
+        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            mlflow.log_metrics(metrics, step=epoch)
+
         result: TrainResult = train(
             family,
             params.train,
             train_data,
             val_data,
-            on_epoch=lambda epoch, metrics: mlflow.log_metrics(metrics, step=epoch),
+            on_epoch=log_epoch,
             data_version=tags["data_version"],
         )
         evaluation = evaluate(result.classifier, *val_data)

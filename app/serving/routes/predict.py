@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, UploadFile
@@ -22,7 +23,7 @@ from app.serving.schemas import (
 from app.serving.telemetry import Metrics
 
 router = APIRouter(tags=["predict"])
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem}
     for status in (400, 413, 415, 422, 503)
 }  # fmt: skip
