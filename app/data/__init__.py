@@ -1,12 +1,15 @@
 """Data stage: build dataset versions, validate them, and version them with DVC.
 
-Its names load on first use (`app.lazy`): the API imports `app.data.images` alone, without the
-builder and scikit-learn's datasets.
+Reading and validating images loads at once (light: Pillow and numpy). The builder and DVC,
+which bring scikit-learn's datasets, load on first use (`app.lazy`): the API imports
+`app.data.images` without them.
 """
 
+from app.data.images import load_split, read_png, to_png_bytes
+from app.data.validate import DataValidationError, Report, check, validate
 from app.lazy import exports
 
-__getattr__, __all__ = exports(
+__getattr__, _lazy = exports(
     __name__,
     {
         "build": [
@@ -19,7 +22,15 @@ __getattr__, __all__ = exports(
             "version_splits",
         ],
         "dvc": ["dir_md5", "dvc", "ensure_data", "is_clean", "read_pin", "switch_version"],
-        "images": ["load_split", "read_png", "to_png_bytes"],
-        "validate": ["DataValidationError", "Report", "check", "validate"],
     },
 )
+__all__ = [
+    "DataValidationError",
+    "Report",
+    "check",
+    "load_split",
+    "read_png",
+    "to_png_bytes",
+    "validate",
+    *_lazy,
+]
