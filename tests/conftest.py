@@ -77,8 +77,6 @@ def server(tmp_path_factory, project) -> Settings:
         mlflow_port=free_port(),
         _env_file=None,
     )
-    (service,) = [s for s in stack.services(settings) if s.name == "mlflow"]
-    assert stack.start(settings, service)
-    yield settings
-    stack.stop(settings, service)
+    with stack.running(settings, "mlflow") as (service,):
+        yield settings
     assert not stack.is_healthy(service)

@@ -22,12 +22,6 @@ POLL_SECONDS = 1.0
 ROW = [float(v) for v in range(16)] * 4
 
 
-def start_api(settings: Settings) -> stack.Service:
-    (api,) = [s for s in stack.services(settings) if s.name == "api"]
-    stack.start(settings, api)
-    return api
-
-
 @pytest.fixture
 def api(server, params, tmp_path):
     """Settings of a running API process (own port and state) serving champion v1."""
@@ -35,9 +29,8 @@ def api(server, params, tmp_path):
         update={"api_port": free_port(), "api_poll_seconds": POLL_SECONDS, "state_dir": tmp_path}
     )
     champion_of(settings, params)
-    service = start_api(settings)
-    yield settings
-    stack.stop(settings, service)
+    with stack.running(settings, "api"):
+        yield settings
 
 
 def hammer(url: str, stop: threading.Event, seen: Counter, failures: list) -> None:

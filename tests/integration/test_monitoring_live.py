@@ -127,13 +127,9 @@ def monitored(server, params, tmp_path_factory):
     """Settings of a running API (champion: a baseline) watched by Prometheus + Alertmanager."""
     settings = own_ports(server, tmp_path_factory.mktemp("monitored"))
     champion_of(settings, params)
-    try:
-        for name in ("api", "retrainer"):  # the retrainer: the dashboard's retrain panels
-            stack.start(settings, stack.service(settings, name))
-        start_monitoring(settings)
+    # The retrainer too: the dashboard's retrain panels.
+    with stack.running(settings, "api", "retrainer", *MONITORING):
         yield settings
-    finally:
-        stack.down(settings, only=[s for s in stack.services(settings) if s.name != "mlflow"])
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,6 @@ pytestmark = pytest.mark.integration
 PHONE = {"width": 390, "height": 844}
 
 
-def api_process(settings):
-    """Start the API as the stack does (uvicorn, its own port); yield its URL; stop it."""
-    api = stack.service(settings, "api")
-    assert stack.start(settings, api)
-    yield settings.url(api.port)
-    stack.stop(settings, api)
-
-
 @pytest.fixture(scope="module")
 def live(server, params, tmp_path_factory):
     """An API serving a champion (a baseline, version 1): its URL and settings."""
@@ -37,8 +29,8 @@ def live(server, params, tmp_path_factory):
         update={"api_port": free_port(), "state_dir": tmp_path_factory.mktemp("api")}
     )
     champion_of(settings, params)
-    for url in api_process(settings):
-        yield url, settings
+    with stack.running(settings, "api"):  # as the stack runs it: uvicorn, on its own port
+        yield settings.api_url, settings
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +44,8 @@ def modelless(server, tmp_path_factory):
     settings = isolated(server).model_copy(
         update={"api_port": free_port(), "state_dir": tmp_path_factory.mktemp("api")}
     )
-    for url in api_process(settings):
-        yield url, settings
+    with stack.running(settings, "api"):
+        yield settings.api_url, settings
 
 
 @pytest.fixture(scope="module")

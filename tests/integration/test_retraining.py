@@ -165,27 +165,23 @@ def client_loop(url: str, stop: threading.Event, seen: Counter, failures: list, 
 def test_a_committed_data_version_is_served_with_no_failed_request(repo, params, v1_arrays):
     """The whole loop with processes: commit v2 → the watcher retrains → the API swaps."""
     retrain(repo, params)  # v1 champion
-    api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
-    stack.start(repo, api)
-    stack.start(repo, watcher)
     url = repo.api_url
     stop, seen, failures = threading.Event(), Counter(), []
     row = v1_arrays[1][0][0].tolist()
     client = threading.Thread(target=client_loop, args=(url, stop, seen, failures, row))
-    client.start()
-    try:
-        wait_for(lambda: watching(repo), 30, what="the watcher to note HEAD (v1) as its baseline")
-        switch_version(repo, params, 2)
-        commit(repo, "data v2")
-        committed = time.monotonic()
-        served_after_retrain(repo, url)
-        served_after = time.monotonic() - committed
-        time.sleep(1)
-    finally:
-        stop.set()
-        client.join()
-        stack.stop(repo, watcher)
-        stack.stop(repo, api)
+    with stack.running(repo, "api", "retrainer"):
+        client.start()
+        try:
+            wait_for(lambda: watching(repo), 30, what="the watcher to note HEAD (v1) as baseline")
+            switch_version(repo, params, 2)
+            commit(repo, "data v2")
+            committed = time.monotonic()
+            served_after_retrain(repo, url)
+            served_after = time.monotonic() - committed
+            time.sleep(1)  # the clients keep sending to the new model
+        finally:
+            stop.set()
+            client.join()
     print(f"commit of data v2 -> new model served: {served_after:.1f} s")
     assert failures == [] and seen["1"] > 0 and seen["2"] > 0, (failures, seen)
     last = read_history(repo)[-1]
@@ -194,9 +190,7 @@ def test_a_committed_data_version_is_served_with_no_failed_request(repo, params,
 
 def test_the_watcher_checks_at_once_on_an_alert_and_exports_what_it_did(repo, params):
     retrain(repo, params)
-    watcher = stack.service(repo, "retrainer")
-    stack.start(repo, watcher)
-    try:
+    with stack.running(repo, "retrainer") as (watcher,):
         alert = {
             "version": "4",
             "status": "firing",
@@ -226,8 +220,6 @@ def test_the_watcher_checks_at_once_on_an_alert_and_exports_what_it_did(repo, pa
         assert 'retrain_runs_total{decision="promoted"} 1.0' in metrics
         bad = httpx.post(f"{repo.retrainer_url}/alerts", json={"alerts": "nope"})
         assert bad.status_code == 422
-    finally:
-        stack.stop(repo, watcher)
     log = stack.log_file(repo, watcher).read_text().splitlines()
     assert all(json.loads(line) for line in log)  # JSON lines only
     assert np.any(["alert received" in line for line in log])
@@ -246,21 +238,15 @@ def test_drift_then_labelled_shifted_data_then_a_champion_that_reads_such_digits
     """Drift fires under v1's champion → the shifted digits, labelled, become data v3 → the
     watcher retrains → the new champion reads fresh shifted digits it never saw."""
     retrain(repo, params)
-    api, watcher = stack.service(repo, "api"), stack.service(repo, "retrainer")
     url = repo.api_url
     shifted, fresh = shifted_batch(params.data), fresh_shifted_batch(params.data)
-    try:
-        stack.start(repo, api)
-        stack.start(repo, watcher)
+    with stack.running(repo, "api", "retrainer"):
         before = drift_score_after(url, shifted.images)
         switch_version(repo, params, 3)
         commit(repo, "data v3: v2 and the labelled shifted digits")
         record = served_after_retrain(repo, url)
         after = drift_score_after(url, shifted.images)
         answer = httpx.post(f"{url}/predict", json={"instances": fresh.images.tolist()}).json()
-    finally:
-        stack.stop(repo, watcher)
-        stack.stop(repo, api)
     new_accuracy = np.mean([p["digit"] for p in answer["predictions"]] == fresh.labels)
     old = mlflow.pyfunc.load_model(f"models:/{repo.model_name}/1").predict(
         fresh.images.astype(np.float32)
