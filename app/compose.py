@@ -53,6 +53,7 @@ class Compose:
     root: Path = REPO_ROOT
 
     def command(self, *args: str) -> list[str]:
+        """The whole command line: the compose program, the project, the files, `args`."""
         program = compose_program()
         if program is None:
             raise ComposeError("neither `docker compose` nor `docker-compose` is installed")

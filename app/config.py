@@ -66,42 +66,52 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_uri(self) -> str:
+        """Where MLflow answers: the tracking URI if one is set, else the stack's server."""
         return self.mlflow_tracking_uri or self.url(self.mlflow_port)
 
     @property
     def api_url(self) -> str:
+        """The model API."""
         return self.url(self.api_port)
 
     @property
     def prometheus_url(self) -> str:
+        """Prometheus."""
         return self.url(self.prometheus_port)
 
     @property
     def alertmanager_url(self) -> str:
+        """Alertmanager."""
         return self.url(self.alertmanager_port)
 
     @property
     def alert_log_url(self) -> str:
+        """The alert log (Alertmanager's webhook)."""
         return self.url(self.alert_log_port)
 
     @property
     def grafana_url(self) -> str:
+        """Grafana."""
         return self.url(self.grafana_port)
 
     @property
     def retrainer_url(self) -> str:
+        """The retraining watcher."""
         return self.url(self.retrainer_port)
 
     @property
     def data_dir(self) -> Path:
+        """The data folder `data.dvc` tracks."""
         return self.root / "data"
 
     @property
     def dvc_file(self) -> Path:
+        """The pointer file that pins the data version."""
         return self.root / "data.dvc"
 
     @property
     def notebooks_dir(self) -> Path:
+        """The stage notebooks."""
         return self.root / "notebooks"
 
     @property
@@ -116,6 +126,8 @@ class Settings(BaseSettings):
 
 
 class SplitParams(BaseModel):
+    """How the source digits are split into train and val."""
+
     seed: int
     val_fraction: float = Field(gt=0, lt=1)
 
@@ -148,6 +160,8 @@ class VersionParams(BaseModel):
 
 
 class DataParams(BaseModel):
+    """The data versions and how each is built (params.yaml `data`)."""
+
     split: SplitParams
     versions: dict[str, VersionParams]
     shift: DriftBatchParams
@@ -158,11 +172,15 @@ class DataParams(BaseModel):
 
 
 class ValidationParams(BaseModel):
+    """What a valid dataset holds (params.yaml `validation`)."""
+
     min_per_class_train: int = Field(ge=1)
     min_per_class_val: int = Field(ge=1)
 
 
 class BaselineParams(BaseModel):
+    """The logistic regression's hyperparameters."""
+
     C: float = Field(gt=0)  # inverse regularisation strength
     max_iter: int = Field(gt=0)
 
@@ -178,6 +196,8 @@ class AugmentParams(BaseModel):
 
 
 class CnnParams(BaseModel):
+    """The CNN's architecture and training hyperparameters."""
+
     epochs: int = Field(gt=0)
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)  # the peak of the one-cycle schedule
@@ -191,6 +211,8 @@ class CnnParams(BaseModel):
 
 
 class TrainParams(BaseModel):
+    """Training: the seed and each family's parameters (params.yaml `train`)."""
+
     seed: int
     threads: int = Field(gt=0)  # fixed, so CPU results do not depend on the machine
     baseline: BaselineParams
@@ -198,6 +220,8 @@ class TrainParams(BaseModel):
 
 
 class RegistryParams(BaseModel):
+    """The gate's rule: the floor on val and the tolerance against the champion."""
+
     min_accuracy: float = Field(ge=0, le=1)  # the gate: a challenger below this never ships
     # The gate's non-inferiority margin: how much lower than the champion a challenger may
     # score on an evaluation set and still be promoted (app/registry.py, `decide`).

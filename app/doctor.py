@@ -25,6 +25,8 @@ MIN_FREE_GB = 5  # .venv (~2 GB), data, MLflow's artifacts and the executed note
 
 @dataclass(frozen=True)
 class Finding:
+    """One check of this machine: its name, ok/warning/problem, and the fix."""
+
     check: str
     level: str  # "ok", "warning" or "problem"
     detail: str  # what was found, and the fix when it is not ok
@@ -41,6 +43,7 @@ def python_version(python: str = "python3") -> Finding:
 
 
 def disk(settings: Settings) -> Finding:
+    """Free disk space where the project lives."""
     free = shutil.disk_usage(settings.root).free / 1e9
     if free >= MIN_FREE_GB:
         return Finding("disk", "ok", f"{free:.0f} GB free")
@@ -66,6 +69,7 @@ def ports(settings: Settings) -> Iterator[Finding]:
 
 
 def programs(settings: Settings) -> Iterator[Finding]:
+    """The stack's missing programs (Prometheus, Alertmanager, Grafana), and how to get each."""
     for service in stack.services(settings):
         if service.command is None:
             level = "warning" if service.optional else "problem"
@@ -73,6 +77,7 @@ def programs(settings: Settings) -> Iterator[Finding]:
 
 
 def dvc_remote(settings: Settings) -> Finding:
+    """Whether the DVC remote folder exists (`make data` creates and fills it)."""
     remote = Path(settings.dvc_remote_url).expanduser()
     if not remote.exists():
         return Finding(
@@ -84,6 +89,7 @@ def dvc_remote(settings: Settings) -> Finding:
 
 
 def docker() -> Finding:
+    """Whether Docker and compose are installed and an engine answers."""
     if compose_program() is None:
         return Finding(
             "docker", "warning", "no Docker: stage 4 (containers) needs it, the rest not"
@@ -95,6 +101,7 @@ def docker() -> Finding:
 
 
 def findings(settings: Settings) -> list[Finding]:
+    """Every check, in the order a learner would fix them."""
     return [
         python_version(),
         disk(settings),
@@ -106,6 +113,7 @@ def findings(settings: Settings) -> list[Finding]:
 
 
 def main() -> int:
+    """`make doctor`: print each finding; exit 1 on a problem."""
     setup_logging()
     found = findings(get_settings())
     for finding in found:

@@ -34,6 +34,8 @@ CASES = REPO_ROOT / "tests" / "labs"
 
 @dataclass(frozen=True)
 class Score:
+    """One exercise of one notebook: cases passed out of cases, and why the first failed."""
+
     notebook: str
     exercise: int
     passed: int
@@ -42,6 +44,7 @@ class Score:
 
     @property
     def ok(self) -> bool:
+        """Every case passed."""
         return self.passed == self.cases
 
 
@@ -50,6 +53,7 @@ class GradingError(ValueError):
 
 
 def lab_of(notebook: Path) -> str:
+    """The lab a notebook is (`01_...` is lab 01); GradingError for any other name."""
     match = re.match(r"(\d\d)_", notebook.name)
     if not match or not (CASES / f"lab_{match[1]}.py").exists():
         raise GradingError(f"{notebook.name}: name it like its lab (01_..., 02_...) to grade it")
@@ -103,6 +107,7 @@ def grade(notebook: Path, timeout: float = 300) -> list[Score]:
 
 
 def notebooks_in(paths: list[Path]) -> list[Path]:
+    """The notebooks to grade: each path given, or the notebooks in a folder."""
     found = []
     for path in paths:
         found += sorted(path.glob("*.ipynb")) if path.is_dir() else [path]
@@ -110,6 +115,7 @@ def notebooks_in(paths: list[Path]) -> list[Path]:
 
 
 def table(scores: list[Score]) -> str:
+    """The scores as printed: one row per exercise, then the total."""
     rows = [f"{'notebook':32} {'exercise':>8} {'score':>7}  why not"]
     rows += [
         f"{s.notebook:32} {s.exercise:>8} {f'{s.passed}/{s.cases}':>7}  {s.message}" for s in scores
@@ -121,6 +127,7 @@ def table(scores: list[Score]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.grading PATH...`; exit 0 only when everything passes."""
     parser = argparse.ArgumentParser(prog="python -m app.grading", description=__doc__)
     parser.add_argument("paths", nargs="+", type=Path, help="notebooks, or folders of them")
     parser.add_argument("--csv", type=Path, help="write the scores here as CSV too")

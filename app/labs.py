@@ -115,6 +115,7 @@ def copy_for_learner(labs: Path, mine: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.labs [--mine]`: write labs/ from solutions/, or copy them to my-labs/."""
     parser = argparse.ArgumentParser(prog="python -m app.labs", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if labs/ is stale")
     parser.add_argument("--mine", action="store_true", help="copy labs/ to my-labs/ (no overwrite)")

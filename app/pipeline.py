@@ -132,6 +132,7 @@ def run_pipeline(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.pipeline [NN ...]`: the stage notebooks in order, or the ones named."""
     parser = argparse.ArgumentParser(prog="python -m app.pipeline", description=__doc__)
     parser.add_argument("only", nargs="*", help="run only notebooks whose name contains these")
     parser.add_argument(

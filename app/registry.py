@@ -39,10 +39,12 @@ class GateDecision:
 
     @property
     def challenger_accuracy(self) -> float:
+        """The challenger's accuracy on val."""
         return self.challenger["val"]
 
     @property
     def champion_accuracy(self) -> float | None:
+        """The champion's accuracy on val (None: no champion)."""
         return None if self.champion is None else self.champion["val"]
 
     def as_tags(self) -> dict[str, str]:

@@ -130,6 +130,7 @@ def registry_aliases(client: MlflowClient, name: str) -> dict[str, str]:
 
 
 def registry_versions(client: MlflowClient, name: str) -> list[str]:
+    """The versions registered under `name`, as strings."""
     return sorted((v.version for v in client.search_model_versions(f"name = '{name}'")), key=int)
 
 

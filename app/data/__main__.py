@@ -17,6 +17,7 @@ log = logging.getLogger("app.data")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: `version N`, `ensure`, `validate`, `build` and their options."""
     parser = argparse.ArgumentParser(prog="python -m app.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate", help="check a data folder; exit 1 on any problem")
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Carry out one command; its exit code."""
     settings, params = get_settings(), load_params()
     if args.command == "validate":
         report = validate(args.data_dir or settings.data_dir, params.validation)
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.data ...`: errors are named, with exit code 1."""
     setup_logging()
     try:
         return run(parse_args(argv))

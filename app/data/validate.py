@@ -31,6 +31,8 @@ RULES = {
 
 @dataclass(frozen=True)
 class Problem:
+    """One broken rule: which, where, and what was found."""
+
     rule: str
     path: str
     detail: str = ""
@@ -46,13 +48,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """No rule is broken."""
         return not self.problems
 
     @property
     def rules_broken(self) -> set[str]:
+        """The names of the rules broken at least once."""
         return {problem.rule for problem in self.problems}
 
     def add(self, rule: str, path: Path | str, detail: str = "") -> None:
+        """Record one problem."""
         shown = path.relative_to(self.data_dir) if isinstance(path, Path) else path
         self.problems.append(Problem(rule, str(shown), detail))
 

@@ -22,6 +22,8 @@ KEEP = 100  # notifications GET /alerts returns
 
 
 class Alert(BaseModel):
+    """One alert of an Alertmanager notification (webhook format, version 4)."""
+
     status: str  # "firing" or "resolved"
     labels: dict[str, str]
     annotations: dict[str, str] = {}
@@ -44,6 +46,7 @@ class Notification(BaseModel):
 
 
 def create_app() -> FastAPI:
+    """The alert log: `POST /alerts` (Alertmanager's webhook), `GET /alerts`, `GET /health`."""
     setup_json_logging()
     app = FastAPIOffline(title="Alert log", description=__doc__, version="1.0")
     received: deque[Notification] = deque(maxlen=KEEP)

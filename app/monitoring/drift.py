@@ -52,11 +52,13 @@ class DriftReference(BaseModel):
     confidence_mean: float  # mean probability of the predicted digit on the val split
 
     def save(self, path: Path) -> Path:
+        """Write the reference as JSON."""
         path.write_text(self.model_dump_json(indent=1))
         return path
 
     @classmethod
     def load(cls, path: Path) -> DriftReference:
+        """Read a reference `save` wrote."""
         return cls.model_validate_json(path.read_text())
 
 
@@ -76,6 +78,7 @@ def shares(values: np.ndarray, inner_edges: list[float] | np.ndarray) -> np.ndar
 
 
 def digit_shares(digits: np.ndarray) -> np.ndarray:
+    """The share of each digit among `digits` (all ten, summing to 1)."""
     return np.bincount(digits, minlength=10) / len(digits)
 
 
@@ -102,6 +105,8 @@ def build_reference(
 
 @dataclass(frozen=True)
 class Scores:
+    """What the API reports about its window: size, input drift, prediction shift, confidence."""
+
     inputs: int  # how many inputs the window holds
     input_drift: float  # NaN below min_inputs
     prediction_shift: float

@@ -24,6 +24,7 @@ EXIT = {"promoted": 0, "skipped": 0, "rejected": 3}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.retraining [once|watch]`: exit 0, 3 (refused), 1 (failed) or 75 (busy)."""
     parser = argparse.ArgumentParser(prog="python -m app.retraining", description=__doc__)
     parser.add_argument("action", nargs="?", choices=["once", "watch"], default="once")
     parser.add_argument("--force", action="store_true", help="retrain data already judged")

@@ -66,6 +66,7 @@ class RetrainRecord:
 
 
 def history_file(settings: Settings) -> Path:
+    """Where every retrain appends its record (JSON lines)."""
     return settings.state_dir / "retraining" / "history.jsonl"
 
 

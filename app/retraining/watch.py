@@ -48,6 +48,7 @@ def committed_md5(settings: Settings, path: str = "data.dvc") -> str | None:
 
 
 def working_md5(settings: Settings) -> str | None:
+    """The md5 the working tree's data.dvc pins (None without one)."""
     spec = yaml.safe_load(settings.dvc_file.read_text()) if settings.dvc_file.exists() else None
     return spec["outs"][0]["md5"] if spec else None
 
@@ -104,6 +105,7 @@ class Watcher:
         self.memory.write_text(md5 or "")
 
     async def run(self) -> None:
+        """Check at every wake-up (an alert) or every `retrain_poll_seconds`, while the app runs."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.retrain_poll_seconds)
@@ -116,6 +118,7 @@ class Watcher:
         self.wake.set()
 
     def check(self) -> None:
+        """Retrain when HEAD pins data not checked yet (and the working tree agrees)."""
         head = committed_md5(self.settings)
         if head is None or head == self.checked:
             self.state = f"watching HEAD's data.dvc ({head or 'not committed yet'})"
@@ -138,6 +141,7 @@ class Watcher:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The watcher: polls git HEAD's data.dvc, takes Alertmanager's webhook, exports its metrics."""
     settings = settings or get_settings()
     setup_json_logging()
     registry = CollectorRegistry()

@@ -18,14 +18,17 @@ from app.serving.telemetry import Metrics
 
 
 async def get_settings(request: Request) -> Settings:
+    """The app's settings."""
     return request.app.state.settings
 
 
 async def get_store(request: Request) -> ModelStore:
+    """The model store."""
     return request.app.state.store
 
 
 async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
     return request.app.state.metrics
 
 
@@ -57,6 +60,7 @@ async def require_admin(
 
 
 async def require_json(content_type: Annotated[str | None, Header()] = None) -> None:
+    """Refuse a body that is not JSON with a 415 naming the content type."""
     if (content_type or "").split(";")[0].strip().lower() != "application/json":
         raise HTTPException(
             415, f"send JSON (Content-Type: application/json), not {content_type!r}"

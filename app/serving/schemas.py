@@ -92,26 +92,36 @@ class PredictRequest(BaseModel):
 
 
 class ModelRef(BaseModel):
+    """Which model answered: its name and version."""
+
     name: str
     version: str
     run_id: str
 
 
 class Prediction(BaseModel):
+    """One digit's prediction: the digit and its ten probabilities."""
+
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(description="p(digit) for digits 0..9")
 
 
 class PredictResponse(BaseModel):
+    """`POST /predict`'s answer: a prediction per instance, and the model that made them."""
+
     predictions: list[Prediction]
     model: ModelRef
 
 
 class ImagePredictResponse(PredictResponse):
+    """`POST /predict/image`'s answer: the prediction, the 64 pixels it read, the model."""
+
     pixels: list[float] = Field(description="the 64 values the image was turned into")
 
 
 class ModelInfo(ModelRef):
+    """`GET /model`: the model served, its lineage and val metrics."""
+
     data_version: str
     metrics: dict[str, float]
     loaded_at: datetime

@@ -74,6 +74,7 @@ class Metrics:
         self.registry.register(DriftGauges(current))
 
     def served(self, name: str, version: str, run_id: str) -> None:
+        """Record which model version now serves."""
         self.model_info.clear()
         self.model_info.labels(name, version, run_id).set(1)
         self.model_version.set(float(version))

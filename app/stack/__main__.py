@@ -15,6 +15,7 @@ log = logging.getLogger("app.stack")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.stack up|down|status|reset|exec -- CMD`; exit 1 on a StackError."""
     parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status", "reset", "exec"])
     parser.add_argument("command", nargs="*", help="with exec: the command to run (after --)")

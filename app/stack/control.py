@@ -32,10 +32,12 @@ def _pid_file(settings: Settings, service: Service) -> Path:
 
 
 def log_file(settings: Settings, service: Service) -> Path:
+    """Where a service of this stack writes its log."""
     return settings.state_dir / f"{service.name}.log"
 
 
 def is_healthy(service: Service) -> bool:
+    """Whether the service answers its health URL."""
     try:
         return httpx.get(service.health_url, timeout=2).status_code == 200
     except httpx.HTTPError:
@@ -50,6 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on host:port."""
     with socket.socket() as probe:
         return probe.connect_ex((host, port)) == 0
 

@@ -19,6 +19,8 @@ COMPOSE = REPO_ROOT / "compose"
 
 @dataclass(frozen=True)
 class Service:
+    """One service of the native stack: its command, port, health URL and start-up needs."""
+
     name: str
     command: list[str] | None  # None: its program is not installed (see install_hint)
     port: int

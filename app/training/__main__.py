@@ -23,6 +23,7 @@ log = logging.getLogger("app.training")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m app.training [--family F] [--promote]`: exit 3 if the gate refuses, 1 on error."""
     parser = argparse.ArgumentParser(prog="python -m app.training", description=__doc__)
     parser.add_argument("--family", choices=FAMILIES, action="append", help="default: all")
     parser.add_argument(

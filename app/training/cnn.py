@@ -54,5 +54,6 @@ class TorchClassifier:
         self.network = network.eval()
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, n x 10, for n x 64 pixel rows."""
         with torch.inference_mode():
             return torch.softmax(self.network(to_tensor(features)), dim=1).numpy()

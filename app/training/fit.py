@@ -34,6 +34,8 @@ def make_baseline(params: BaselineParams, seed: int) -> Pipeline:
 
 @dataclass
 class TrainResult:
+    """A trained classifier, its history per epoch, and how long it took."""
+
     family: str
     classifier: Classifier
     history: list[dict[str, float]]  # one row of metrics per epoch
@@ -43,6 +45,8 @@ class TrainResult:
 
 @dataclass
 class Evaluation:
+    """A classifier's metrics on one split, with its confusion matrix and probabilities."""
+
     accuracy: float
     macro_f1: float
     recall: dict[int, float]

@@ -92,6 +92,7 @@ class DigitsModel(PythonModel):
     output out: the digit and its 10 probabilities."""
 
     def load_context(self, context) -> None:
+        """Load the classifier and find the drift reference MLflow downloaded."""
         self.family = context.model_config["family"]
         self.classifier = load_classifier(Path(context.artifacts["weights"]), context.model_config)
         # Where the drift reference was downloaded (None for models logged before it existed).
@@ -99,6 +100,7 @@ class DigitsModel(PythonModel):
 
     # The signature logged with the model (a 64-wide float tensor) does the checking.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
+        """The digit and the ten probabilities of each row."""
         features = np.asarray(model_input, dtype=np.float32).reshape(-1, SIDE * SIDE)
         return probabilities_frame(self.classifier.predict_proba(features))
 

@@ -149,6 +149,8 @@ def log_model(result: TrainResult, example: np.ndarray, reference: DriftReferenc
 
 @dataclass(frozen=True)
 class LoggedRun:
+    """A finished training run: its id, its logged model's URI, and what it trained."""
+
     run_id: str
     family: str
     model_uri: str

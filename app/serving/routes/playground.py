@@ -26,6 +26,7 @@ SECURITY_HEADERS = {
 
 @cache
 def page_source() -> str:
+    """The playground page, with this stack's links filled in."""
     return PAGE.read_text(encoding="utf-8")
 
 
