@@ -74,13 +74,13 @@ doctor: setup
 # JupyterLab on the repository, opened on START.md (the path through notebooks and labs), with
 # the course's settings (.jupyter/jupyter_lab_config.py; yours in ~/.jupyter stay as they are).
 # The labs are the learner's own copies in my-labs/, made on first use and never overwritten.
-lab: stack-up
+lab: stack-up data
 	$(PY) -m app.labs --mine
 	$(VENV)/bin/jupyter lab --config=$(CURDIR)/.jupyter/jupyter_lab_config.py \
 		--port $${WORKBOOK_JUPYTER_PORT:-8888}
 
 # Every solution notebook run top to bottom with papermill, as `make pipeline` runs notebooks/.
-solutions: setup
+solutions: setup data
 	scripts/system-deps.sh stack
 	$(PY) -m app.pipeline --folder solutions
 
@@ -92,7 +92,7 @@ labs: setup
 # Grade your labs (my-labs/), one lab (NOTEBOOK=my-labs/01_....ipynb), or a class's folder of
 # them (NOTEBOOK=submissions/): one table, and grades.csv for a folder.
 NOTEBOOK ?= my-labs
-grade: setup
+grade: setup data
 	@test -e "$(NOTEBOOK)" || { echo "nothing to grade at $(NOTEBOOK): make lab makes my-labs/, or give NOTEBOOK=path/to/01_....ipynb (or a folder)"; exit 2; }
 	$(PY) -m app.grading $(NOTEBOOK)
 
