@@ -1,8 +1,10 @@
 """Package exports that load on first use (PEP 562).
 
-`from app.data import load_split` still works, but importing one module of a package (the API
-imports `app.data.images`) no longer loads its siblings (`app.data.build`, and scikit-learn with
-it). A package lists where each name lives; `exports` gives it `__getattr__` and `__all__`.
+`from app.training import train_and_log` still works, but importing one module of the package
+(the API imports `app.training.models`) no longer loads its siblings (`fit`, `tracking`, and
+torch with them). A package lists where each name lives; `exports` gives it `__getattr__` and
+`__all__`. One trap: a name must not also be a submodule's (`app.data` exports a function `dvc`
+from its module `dvc`): once that submodule is imported, the module would answer for the name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 def exports(package: str, where: dict[str, list[str]]) -> tuple[Callable[[str], Any], list[str]]:
     """`__getattr__` and `__all__` for `package`, from {module: [the names it exports]}."""
     module_of = {name: module for module, names in where.items() for name in names}
+    assert not module_of.keys() & where.keys(), "a name that is also a module's is shadowed"
 
     def __getattr__(name: str) -> Any:
         if name not in module_of:

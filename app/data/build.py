@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from app.config import DataParams, ShiftParams
 from app.data.images import MAX_VALUE, SHIFTED_VAL, SIDE, to_png_bytes
@@ -37,6 +34,9 @@ class Split:
 
 def source_splits(params: DataParams) -> tuple[Split, Split]:
     """The training pool and the val split: fixed by the seed, the same in every version."""
+    from sklearn.datasets import load_digits  # here: the API imports app.data, never this
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()  # 1,797 images shipped inside scikit-learn: nothing is downloaded
     everything = Split(digits.data, digits.target, np.arange(len(digits.target)))
     pool_rows, val_rows = train_test_split(
@@ -150,6 +150,8 @@ def replace_dir(new: Path, target: Path) -> None:
 
 def shift_images(images: np.ndarray, params: ShiftParams) -> np.ndarray:
     """Rotate, thicken and add noise to digits: the kind of drift a new camera would bring."""
+    from scipy import ndimage
+
     rng = np.random.default_rng(params.seed)
     shifted = []
     for image in images.reshape(-1, SIDE, SIDE):
