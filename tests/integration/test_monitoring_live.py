@@ -22,6 +22,7 @@ from app import stack
 from app.config import REPO_ROOT, Settings
 from app.data import load_split
 from app.data.build import shifted_batch
+from app.monitoring.alerts import prometheus_alert
 from app.poll import wait_for
 from app.stack import free_port
 from tests.helpers import champion_of, isolated
@@ -48,10 +49,9 @@ def value(settings: Settings, promql: str) -> float | None:
 
 
 def firing(settings: Settings, alertname: str, state: str = "firing") -> dict | None:
-    alerts = httpx.get(f"{settings.prometheus_url}/api/v1/alerts").json()["data"]["alerts"]
-    return next(
-        (a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == state), None
-    )
+    """Prometheus' alert `alertname` when it is in `state`, else None."""
+    alert = prometheus_alert(settings, alertname)
+    return alert if alert and alert["state"] == state else None
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
