@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     jupyter_port: int = 8888
     # Where the native stack keeps pid files, logs and the MLflow database (git-ignored).
     state_dir: Path = REPO_ROOT / ".stack"
-    # Set to reach an MLflow server elsewhere; by default, the native stack's own.
+    # Set to reach an MLflow server elsewhere (or a server-less sqlite:///path/mlflow.db); by
+    # default, the native stack's own.
     mlflow_tracking_uri: str | None = None
     experiment_name: str = "digits"
     model_name: str = "digits-classifier"

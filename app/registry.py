@@ -89,7 +89,13 @@ def register_challenger(settings: Settings, model_uri: str) -> ModelVersion:
             tags={FINGERPRINT: learned, "run_name": run.info.run_name},
         )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
-    return version
+    return as_rest(version)
+
+
+def as_rest(version: ModelVersion) -> ModelVersion:
+    """A version as a tracking server describes it: its number a str (MLflow's SQL store, used
+    without a server, gives an int, and `"1" != 1`)."""
+    return ModelVersion.from_proto(version.to_proto())
 
 
 def create_registered_model(client: MlflowClient, name: str) -> None:
@@ -110,7 +116,7 @@ def same_model(client: MlflowClient, name: str, learned: str) -> ModelVersion | 
 def version_by_alias(settings: Settings, alias: str) -> ModelVersion | None:
     """The version an alias points at, or None when the alias (or the model) does not exist."""
     try:
-        return MlflowClient().get_model_version_by_alias(settings.model_name, alias)
+        return as_rest(MlflowClient().get_model_version_by_alias(settings.model_name, alias))
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None

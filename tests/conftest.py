@@ -1,4 +1,5 @@
-"""Shared fixtures: parameters, a built dataset version, and a throwaway DVC repository."""
+"""Shared fixtures: parameters, a built dataset version, a throwaway DVC repository, and MLflow
+with a server (`server`) or without one (`local_registry`)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,21 @@ def server(tmp_path_factory, project) -> Settings:
     with stack.running(settings, "mlflow") as (service,):
         yield settings
     assert not stack.is_healthy(service)
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory, project) -> Settings:
+    """MLflow without a server: a SQLite store and its artifacts in a temporary folder.
+
+    The same tracking and registry code as against `server` (MLflow's own SQL store answers
+    both), for the fast tier; the real server is what `server` tests.
+    """
+    state = tmp_path_factory.mktemp("state")
+    database = state / "mlflow" / "mlflow.db"
+    database.parent.mkdir()
+    return Settings(
+        root=project,
+        state_dir=state,
+        mlflow_tracking_uri=f"sqlite:///{database}",
+        _env_file=None,
+    )

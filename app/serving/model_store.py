@@ -105,9 +105,8 @@ class ModelStore:
 
     def _champion_version(self) -> str | None:
         try:
-            return self.client.get_model_version_by_alias(
-                self.settings.model_name, CHAMPION
-            ).version
+            found = self.client.get_model_version_by_alias(self.settings.model_name, CHAMPION)
+            return str(found.version)  # an int from MLflow's SQL store used without a server
         except mlflow.exceptions.MlflowException as error:
             if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None

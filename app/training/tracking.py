@@ -47,19 +47,27 @@ class MlflowUnavailable(RuntimeError):
 
 
 def setup_mlflow(settings: Settings) -> str:
-    """Point MLflow at the tracking server and fail fast, clearly, if it does not answer."""
+    """Point MLflow at the tracking server and fail fast, clearly, if it does not answer.
+
+    A `sqlite:///...` tracking URI is a registry without a server (the fast tests use one): its
+    experiment keeps its artifacts in `artifacts/` beside the database.
+    """
     uri = settings.mlflow_uri
-    try:
-        httpx.get(f"{uri}/health", timeout=3).raise_for_status()
-    except httpx.HTTPError as error:
-        raise MlflowUnavailable(
-            f"MLflow is not reachable at {uri} ({type(error).__name__}). "
-            "Start the local stack with `make stack-up`, or set WORKBOOK_MLFLOW_TRACKING_URI."
-        ) from None
+    if uri.startswith(("http://", "https://")):
+        try:
+            httpx.get(f"{uri}/health", timeout=3).raise_for_status()
+        except httpx.HTTPError as error:
+            raise MlflowUnavailable(
+                f"MLflow is not reachable at {uri} ({type(error).__name__}). "
+                "Start the local stack with `make stack-up`, or set WORKBOOK_MLFLOW_TRACKING_URI."
+            ) from None
     mlflow.set_tracking_uri(uri)
     quiet_mlflow()
     if not MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set():  # a server that went away fails in seconds
         MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(2)
+    if uri.startswith("sqlite:///") and not mlflow.get_experiment_by_name(settings.experiment_name):
+        artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+        mlflow.create_experiment(settings.experiment_name, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(settings.experiment_name)
     return uri
 

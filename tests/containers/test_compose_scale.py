@@ -14,6 +14,7 @@ import pytest
 from app.compose import Compose
 from app.config import REPO_ROOT
 from app.data.images import load_split
+from app.poll import wait_for
 from tests.helpers import PORTS, url
 
 pytestmark = pytest.mark.compose
@@ -66,18 +67,21 @@ def prometheus(query: str) -> dict[str, float]:
 def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scaled):
     replicas = scaled.containers("api")
     assert len(replicas) == REPLICAS
-    deadline = time.monotonic() + 60
     for replica in replicas:  # each has loaded the champion: asked inside it, not via nginx
         ready = ["docker", "exec", replica["Id"], "python", "/usr/local/bin/healthcheck.py",
                  "http://localhost:8000/ready"]  # fmt: skip
-        while subprocess.run(ready, capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline, f"{replica['Name']} has no model"
-            time.sleep(1)
+        wait_for(
+            lambda ready=ready: subprocess.run(ready, capture_output=True).returncode == 0,
+            60,
+            every=1,
+            what=f"{replica['Name']} to load the champion",
+        )
 
     X, y = load_split(REPO_ROOT / "data" / "val")
     query = 'sum by (instance) (api_requests_total{route="/predict", status="200"})'
-    deadline = time.monotonic() + 60
-    while True:  # nginx skips a replica for 10 s after an error: keep sending until all serve
+
+    def every_replica_scraped() -> dict[str, float] | None:
+        """Send 100 digits; the per-replica counts once Prometheus has scraped all of them."""
         for start in range(0, 100, 10):
             rows = X[start : start + 10]
             answer = httpx.post(f"{url('api')}/predict", json={"instances": rows.tolist()})
@@ -85,8 +89,8 @@ def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scal
             digits = np.array([p["digit"] for p in answer.json()["predictions"]])
             assert np.mean(digits == y[start : start + 10]) >= 0.8
         counts = prometheus(query)
-        if len(counts) == REPLICAS or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert len(counts) == REPLICAS, f"requests reached and were scraped from {sorted(counts)}"
+        return counts if len(counts) == REPLICAS else None
+
+    # nginx skips a replica for 10 s after an error: keep sending until all serve
+    wait_for(every_replica_scraped, 60, every=2, what="requests scraped from every replica")
     assert list(prometheus('up{job="api"}').values()) == [1.0] * REPLICAS

@@ -19,6 +19,7 @@ from app.compose import Compose
 from app.config import REPO_ROOT, Settings
 from app.data.dvc import read_pin
 from app.data.images import load_split
+from app.poll import wait_for
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
 from tests.helpers import STROKES, browser_path, predict_drawing, url
@@ -27,17 +28,6 @@ pytestmark = pytest.mark.compose
 MODEL = Settings(_env_file=None).model_name
 RULES = REPO_ROOT / "compose" / "prometheus" / "rules.yml"
 LINKED = ("mlflow", "grafana")  # the playground's links to other services
-
-
-def eventually(check, timeout: float = 30, every: float = 1):
-    """check() until it returns something truthy; fail with its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer or time.monotonic() > deadline:
-            assert answer, f"not true within {timeout} s: {check.__name__}"
-            return answer
-        time.sleep(every)
 
 
 def champion():
@@ -79,10 +69,11 @@ def test_the_trainer_promoted_a_champion_with_its_lineage(stack):
 
 def test_the_api_serves_the_champion_exactly(stack):
     version = champion()
-    model = eventually(
-        lambda: httpx.get(f"{url('api')}/model").json().get("version") == version.version
+    wait_for(
+        lambda: httpx.get(f"{url('api')}/model").json().get("version") == version.version,
+        30,
+        what=f"the API to serve v{version.version}",
     )
-    assert model
     X, y = val_digits()
     answer = predict(X)
     assert answer.status_code == 200, answer.text
@@ -110,7 +101,7 @@ def test_the_playground_answers_a_drawing_with_the_champion(stack):
         found = httpx.get(f"{url('prometheus')}/api/v1/query", params={"query": promql})
         return found.json()["data"]["result"]
 
-    eventually(counted, timeout=60)
+    wait_for(counted, 60, every=1)
 
 
 def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
@@ -119,7 +110,7 @@ def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
         return [t for t in targets["activeTargets"] if t["labels"]["job"] == "api"
                 and t["health"] == "up"]  # fmt: skip
 
-    eventually(api_up)
+    wait_for(api_up, 30, every=1)
     groups = httpx.get(f"{url('prometheus')}/api/v1/rules").json()["data"]["groups"]
     loaded = {rule["name"] for group in groups for rule in group["rules"]}
     written = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
@@ -139,7 +130,7 @@ def test_an_alert_reaches_the_alert_log_through_alertmanager(stack):
     def logged():
         return "ComposeTestAlert" in httpx.get(f"{url('alert-log')}/alerts").text
 
-    eventually(logged, timeout=45)
+    wait_for(logged, 45, every=1)
 
 
 def test_up_again_changes_nothing(stack):
@@ -170,7 +161,7 @@ def test_the_api_comes_back_after_its_process_dies(stack):
     try:
         project.run("exec", "-T", "api", "sh", "-c", "kill 1")  # the process the image runs
         project.wait_healthy(["api"], timeout=90)
-        eventually(lambda: predict(X[:5]).status_code == 200)
+        wait_for(lambda: predict(X[:5]).status_code == 200, 30, what="a 200 from /predict")
     finally:
         stop.set()
         sender.join()

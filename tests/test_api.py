@@ -1,6 +1,7 @@
 """The model API through the ASGI test client: every route, every bad input.
 
-It serves a real champion from a real MLflow server.
+It serves a real champion, trained once per registry: from MLflow's SQLite store without a
+server (the fast tier), and from a real MLflow server (`make test`, marked integration).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import logging
 import re
 import shutil
+from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -20,6 +23,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from app import registry
+from app.config import Settings
 from app.data import load_split
 from app.log import json_formatter
 from app.registry import CHAMPION
@@ -30,10 +34,19 @@ from tests.helpers import champion_of, isolated
 TOKEN = "test-admin-token"
 
 
+@pytest.fixture(
+    scope="module",
+    params=["local_registry", pytest.param("server", marks=pytest.mark.integration)],
+)
+def registry_at(request) -> Settings:
+    """The settings of an MLflow registry: without a server, then with one."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="module")
-def served(server, params):
+def served(registry_at, params):
     """Settings whose registry has a champion (a baseline, version 1)."""
-    settings = isolated(server).model_copy(update={"admin_token": SecretStr(TOKEN)})
+    settings = isolated(registry_at).model_copy(update={"admin_token": SecretStr(TOKEN)})
     champion_of(settings, params)
     return settings
 
@@ -269,8 +282,8 @@ def test_unknown_routes_and_methods_are_4xx(client):
     assert client.get("/predict").status_code == 405
 
 
-def test_without_a_champion_the_api_waits_and_then_picks_one_up(server, params):
-    settings = isolated(server).model_copy(update={"admin_token": SecretStr(TOKEN)})
+def test_without_a_champion_the_api_waits_and_then_picks_one_up(registry_at, params):
+    settings = isolated(registry_at).model_copy(update={"admin_token": SecretStr(TOKEN)})
     with TestClient(create_app(settings)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
@@ -283,6 +296,14 @@ def test_without_a_champion_the_api_waits_and_then_picks_one_up(server, params):
         assert client.post("/predict", json={"instances": [ROW]}).status_code == 200
 
 
+def artifact_folder(settings: Settings, location: str) -> Path:
+    """Where an artifact location is on disk: the server's artifact store or the SQLite one's."""
+    if location.startswith("mlflow-artifacts:/"):
+        relative = location.removeprefix("mlflow-artifacts:/")
+        return settings.state_dir / "mlflow" / "artifacts" / relative
+    return Path(urlparse(location).path)
+
+
 def test_a_model_that_fails_to_load_leaves_the_old_one_serving(served, params):
     with TestClient(create_app(served)) as client:
         before = client.get("/model").json()["version"]
@@ -292,9 +313,7 @@ def test_a_model_that_fails_to_load_leaves_the_old_one_serving(served, params):
         location = mlflow.get_logged_model(
             logged.model_uri.removeprefix("models:/")
         ).artifact_location
-        shutil.rmtree(
-            served.state_dir / "mlflow" / "artifacts" / location.removeprefix("mlflow-artifacts:/")
-        )
+        shutil.rmtree(artifact_folder(served, location))
         client_registry = MlflowClient()
         client_registry.set_registered_model_alias(served.model_name, CHAMPION, broken.version)
         try:
