@@ -1,25 +1,30 @@
 """`python -m app.grading PATH...`: grade learners' lab notebooks against hidden cases.
 
 The lab is recognised from the file name (`01_anything.ipynb` is lab 01); its hidden cases are
-in tests/labs/lab_01.py (`EXERCISES`: exercise number -> snippets; an optional `HELPERS`: code
-the snippets share, such as a throwaway experiment). With testbook, each notebook runs in a
-kernel of its own: the cells tagged `setup` and `parameters`, the helpers, then, per exercise,
-the cell tagged `exercise-N` (the learner's functions) and every snippet, which raises when the
-answer is wrong. Prints one row per exercise and a total; given a folder, grades every notebook
-in it into one table and writes it as CSV too (`--csv`, default: grades.csv in that folder).
-Exit code 0 only when every exercise of every notebook passes.
+in tests/labs/lab_01.py, real functions registered on its `cases` (a `Cases`): per exercise, the
+cases in order, and the helpers they share, such as a throwaway experiment. With testbook, each
+notebook runs in a kernel of its own: the cells tagged `setup` and `parameters`, the helpers'
+source, then, per exercise, the cell tagged `exercise-N` (the learner's functions) and every
+case's source with a call, which raises when the answer is wrong. Prints one row per exercise
+and a total; given a folder, grades every notebook in it into one table and writes it as CSV too
+(`--csv`, default: grades.csv in that folder). Exit code 0 only when every exercise of every
+notebook passes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import importlib.util
+import inspect
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from testbook import testbook
 from testbook.exceptions import TestbookRuntimeError
@@ -30,6 +35,7 @@ from app.pipeline import KERNEL_CONFIG
 
 log = logging.getLogger("app.grading")
 CASES = REPO_ROOT / "tests" / "labs"
+Function = TypeVar("Function", bound=Callable[..., object])
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Score:
 
 
 class GradingError(ValueError):
-    """A notebook that cannot be graded at all (unknown lab); the message says why."""
+    """A notebook that cannot be graded at all (unknown lab, unusable cases); says why."""
 
 
 def lab_of(notebook: Path) -> str:
@@ -60,13 +66,79 @@ def lab_of(notebook: Path) -> str:
     return match[1]
 
 
-def cases_module(lab: str):
-    """tests/labs/lab_NN.py, loaded: `EXERCISES` and, when the snippets share code, `HELPERS`."""
+class Cases:
+    """The hidden cases of one lab, as real functions sent to the learner's kernel as source.
+
+    `@cases.exercise(n)` registers the next case of exercise n: a function of no argument that
+    raises when the answer is wrong. `@cases.helper` registers a function the cases share, sent
+    once before the exercises. Both are defined in the learner's namespace, so they import what
+    they use inside their own body, and their names start with `_`, clear of the lab's names and
+    of the learner's functions; a helper's with the lab's too (`_lab05_requests`), since it stays
+    there while the learner's cells run (tests/test_labs.py checks both).
+    """
+
+    def __init__(self) -> None:
+        self.exercises: dict[int, list[Callable[[], object]]] = {}
+        self.helpers: list[Callable[..., object]] = []
+
+    def exercise(self, number: int) -> Callable[[Function], Function]:
+        """Register the decorated function as the next case of exercise `number`."""
+
+        def register(case: Function) -> Function:
+            sendable(case)  # before setdefault: a refused case leaves no empty exercise behind
+            self.exercises.setdefault(number, []).append(case)
+            return case
+
+        return register
+
+    def helper(self, function: Function) -> Function:
+        """Register the decorated function as a helper every case of the lab may call."""
+        self.helpers.append(sendable(function))
+        return function
+
+
+def sendable(function: Function) -> Function:
+    """`function` if the grader can send it to a kernel as source; GradingError says why not."""
+    name = function.__qualname__
+    if not function.__name__.startswith("_"):
+        raise GradingError(
+            f"{name}: a case or helper is defined in the learner's namespace, so its name "
+            "starts with `_`, clear of the lab's names and of the learner's functions"
+        )
+    if name != function.__name__:  # nested: its source would need what surrounds it
+        raise GradingError(f"{name}: define cases and helpers at the top level of the lab file")
+    return function
+
+
+def definition(function: Callable[..., object]) -> str:
+    """The source of a top-level function from its `def` on: its decorators (the registry's) go."""
+    source = inspect.getsource(function)
+    start = ast.parse(source).body[0].lineno  # the `def` line, below any decorator
+    # Sent as written: re-indenting would change the triple-quoted strings of a case.
+    return "".join(source.splitlines(keepends=True)[start - 1 :])
+
+
+def case_source(case: Callable[[], object]) -> str:
+    """What the kernel runs for one case: its definition, a call, then its name deleted."""
+    name = case.__name__
+    return f"{definition(case)}\ntry:\n    {name}()\nfinally:\n    del {name}\n"
+
+
+def helpers_source(cases: Cases) -> str:
+    """What the kernel runs once, before the exercises: every helper's definition."""
+    return "\n\n".join(definition(helper) for helper in cases.helpers)
+
+
+def lab_cases(lab: str) -> Cases:
+    """The `cases` of tests/labs/lab_NN.py, the file loaded afresh."""
     spec = importlib.util.spec_from_file_location(f"lab_{lab}", CASES / f"lab_{lab}.py")
     assert spec and spec.loader, f"no cases for lab {lab}"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    cases = getattr(module, "cases", None)
+    if not isinstance(cases, Cases):
+        raise GradingError(f"tests/labs/lab_{lab}.py has no `cases = Cases()` to grade with")
+    return cases
 
 
 def failure(error: TestbookRuntimeError) -> str:
@@ -78,8 +150,8 @@ def failure(error: TestbookRuntimeError) -> str:
 
 def grade(notebook: Path, timeout: float = 300) -> list[Score]:
     """One score per exercise of the notebook's lab."""
-    cases = cases_module(lab_of(notebook))
-    exercises = cases.EXERCISES
+    cases = lab_cases(lab_of(notebook))
+    exercises = {n: [case_source(c) for c in cs] for n, cs in sorted(cases.exercises.items())}
     scores = []
     with testbook(str(notebook), execute=False, timeout=timeout, config=KERNEL_CONFIG) as tb:
         try:
@@ -88,8 +160,8 @@ def grade(notebook: Path, timeout: float = 300) -> list[Score]:
         except TestbookRuntimeError as error:
             why = f"the {tag} cell failed: {failure(error)}"
             return [Score(notebook.name, n, 0, len(c), why) for n, c in exercises.items()]
-        if helpers := getattr(cases, "HELPERS", ""):
-            tb.inject(helpers, pop=True)  # the grader's own helpers, not the learner's code
+        if cases.helpers:
+            tb.inject(helpers_source(cases), pop=True)  # the grader's own, not the learner's
         for number, snippets in exercises.items():
             passed, message = 0, ""
             try:
@@ -155,4 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__; the lab files import Cases from app.grading, so
+    # grade with that module, whose Cases and GradingError are theirs.
+    from app.grading import main as grading_main
+
+    sys.exit(grading_main())

@@ -1,39 +1,71 @@
 """Hidden cases of lab 02 (experiment tracking), run by the grader in the learner's kernel.
 
-Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
-functions and the setup's names (`experiment_name`, `sweep`, ...) exist. Each builds its own
-case in a throwaway experiment (`_lab02_experiment`, from HELPERS) deleted afterwards, so the
-lab's `lab-02` is left as it was; runs inside a function so the learner's names stay untouched;
-and raises AssertionError with a plain message when the answer is wrong.
+Each case runs after the cells tagged setup, parameters and exercise-N, so the learner's
+functions and the setup's names (`experiment_name`, `sweep`) exist. Each builds its own case in
+a throwaway experiment (`with _lab02_throwaway_experiment() as (name, experiment_id):`) deleted
+afterwards, so the lab's `lab-02` is left as it was; imports what it uses itself; is sent as
+source, called, and its name deleted, so the learner's names stay untouched; and raises
+AssertionError with a plain message when the answer is wrong.
 """
 
-HELPERS = '''
-import contextlib as _contextlib
-import uuid as _uuid
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.grading import Cases
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from app.training import LoggedRun
+
+    # In the learner's kernel: the setup cell's names (solutions/02_experiment_tracking.ipynb).
+    experiment_name: str = ...
+    sweep: dict[float, LoggedRun] = ...
+    # In the learner's kernel: the learner's functions (solutions/02_experiment_tracking.ipynb).
+    log_run: Callable[[dict, dict, dict], str] = ...
+    log_extra: Callable[[str, str, dict[str, float]], None] = ...
+    find_runs: Callable[[str, str, float], list[str]] = ...
+    best_run_id: Callable[..., str] = ...
+    promotion_ok: Callable[[dict, float, float], tuple[bool, list[str]]] = ...
+
+cases = Cases()
 
 
-@_contextlib.contextmanager
-def _lab02_experiment():
-    """A throwaway experiment, as (name, id); deleted afterwards, any run left open ended."""
+@cases.helper
+def _lab02_throwaway_experiment():
+    """`with _lab02_throwaway_experiment() as (name, id):` an experiment of the case's own, deleted
+    afterwards, any run left open ended and the lab's experiment active again."""
+    import contextlib
+    import uuid
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    @contextlib.contextmanager
+    def experiment():
+        client = MlflowClient()
+        name = f"lab-02-grader-{uuid.uuid4().hex[:8]}"
+        experiment_id = client.create_experiment(name)
+        try:
+            yield name, experiment_id
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
+            mlflow.set_experiment(experiment_name)  # the lab's own again, whatever the case set
+            client.delete_experiment(experiment_id)
+
+    return experiment()
+
+
+@cases.exercise(1)
+def _logs_params_metrics_and_tags_in_a_closed_run():
+    """The params, metrics and tags of one run, as strings and floats, in a closed run."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
-    name = f"lab-02-grader-{_uuid.uuid4().hex[:8]}"
-    experiment_id = client.create_experiment(name)
-    try:
-        yield name, experiment_id
-    finally:
-        while mlflow.active_run():
-            mlflow.end_run()
-        mlflow.set_experiment(experiment_name)  # the lab's own again, whatever the case set
-        client.delete_experiment(experiment_id)
-'''
-
-EXERCISES: dict[int, list[str]] = {
-    1: [
-        # The params, metrics and tags of one run, as strings and floats, in a closed run.
-        """
-def _lab02_case():
-    client = MlflowClient()
-    with _lab02_experiment() as (_, experiment_id):
+    with _lab02_throwaway_experiment() as (_, experiment_id):
         mlflow.set_experiment(experiment_id=experiment_id)
         run_id = log_run(
             {"family": "baseline", "C": 0.5, "max_iter": 200},
@@ -57,13 +89,14 @@ def _lab02_case():
             raise AssertionError("the tags given to log_run are not on the run")
 
 
-_lab02_case()
-""",
-        # Each call makes a run of its own, in whichever experiment is active at the time.
-        """
-def _lab02_case():
+@cases.exercise(1)
+def _logs_each_run_in_the_active_experiment():
+    """Each call makes a run of its own, in whichever experiment is active at the time."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
-    with _lab02_experiment() as (_, first), _lab02_experiment() as (_, second):
+    with _lab02_throwaway_experiment() as (_, first), _lab02_throwaway_experiment() as (_, second):
         mlflow.set_experiment(experiment_id=first)
         a = log_run({"family": "cnn"}, {"val_accuracy": 0.98}, {"note": "a"})
         if mlflow.active_run() is not None:
@@ -79,12 +112,13 @@ def _lab02_case():
             raise AssertionError("the second run holds metrics it was not given")
 
 
-_lab02_case()
-""",
-        # Empty metrics and tags are a valid run too.
-        """
-def _lab02_case():
-    with _lab02_experiment() as (_, experiment_id):
+@cases.exercise(1)
+def _logs_a_run_with_params_alone():
+    """Empty metrics and tags are a valid run too."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    with _lab02_throwaway_experiment() as (_, experiment_id):
         mlflow.set_experiment(experiment_id=experiment_id)
         run_id = log_run({"family": "dummy", "strategy": "prior"}, {}, {})
         run = MlflowClient().get_run(run_id)
@@ -94,17 +128,15 @@ def _lab02_case():
             raise AssertionError("with empty metrics, the run should hold the params alone")
 
 
-_lab02_case()
-""",
-    ],
-    2: [
-        # log_extra adds metrics and a JSON artifact to the given run, and makes no new run.
-        """
-def _lab02_case():
+@cases.exercise(2)
+def _adds_metrics_and_a_json_to_the_given_run():
+    """log_extra adds metrics and a JSON artifact to the given run, and makes no new run."""
+    import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    with _lab02_experiment() as (_, experiment_id):
+    with _lab02_throwaway_experiment() as (_, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metric("val_accuracy", 0.93)
         values = {"accuracy": 0.42, "macro_f1": 0.375, "recall_3": 0.125}
@@ -132,12 +164,12 @@ def _lab02_case():
             raise AssertionError("log_extra made a new run: add to the existing one (its run_id)")
 
 
-_lab02_case()
-""",
-        # find_runs keeps the runs at or above the threshold, and reads the metric it is given.
-        """
-def _lab02_case():
-    with _lab02_experiment() as (name, experiment_id):
+@cases.exercise(2)
+def _finds_runs_at_or_above_the_threshold():
+    """find_runs keeps the runs at or above the threshold, and reads the metric it is given."""
+    import mlflow
+
+    with _lab02_throwaway_experiment() as (name, experiment_id):
         ids = {}
         for accuracy, f1 in [(0.5, 0.99), (0.9, 0.2), (0.95, 0.3), (0.99, 0.1)]:
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -154,14 +186,13 @@ def _lab02_case():
             raise AssertionError("find_runs should filter on the metric it is given")
 
 
-_lab02_case()
-""",
-        # The two together: what log_extra added, find_runs can find.
-        """
-def _lab02_case():
+@cases.exercise(2)
+def _finds_what_log_extra_added():
+    """The two together: what log_extra added, find_runs can find."""
+    import mlflow
     from mlflow.exceptions import MlflowException
 
-    with _lab02_experiment() as (name, experiment_id):
+    with _lab02_throwaway_experiment() as (name, experiment_id):
         runs = []
         for _ in range(3):
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -180,14 +211,12 @@ def _lab02_case():
             raise AssertionError("after log_extra, find_runs on drift_accuracy >= 0.5 finds 1 run")
 
 
-_lab02_case()
-""",
-    ],
-    3: [
-        # Highest for a score, lowest for a loss; a run without the metric does not count.
-        """
-def _lab02_case():
-    with _lab02_experiment() as (name, experiment_id):
+@cases.exercise(3)
+def _picks_the_highest_score_or_the_lowest_loss():
+    """Highest for a score, lowest for a loss; a run without the metric does not count."""
+    import mlflow
+
+    with _lab02_throwaway_experiment() as (name, experiment_id):
         ids = {}
         for accuracy, loss in [(0.8, 0.6), (0.95, 0.2), (0.7, 0.9), (0.9, 0.1)]:
             with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -203,13 +232,14 @@ def _lab02_case():
             raise AssertionError("for val_loss, the run with the lowest loss is the best")
 
 
-_lab02_case()
-""",
-        # A failed run, and one still running, are no candidates however good their numbers.
-        """
-def _lab02_case():
+@cases.exercise(3)
+def _ignores_failed_and_running_runs():
+    """A failed run, and one still running, are no candidates however good their numbers."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
-    with _lab02_experiment() as (name, experiment_id):
+    with _lab02_throwaway_experiment() as (name, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metrics({"val_accuracy": 0.9, "val_loss": 0.3})
         failed = client.create_run(experiment_id).info.run_id
@@ -224,13 +254,14 @@ def _lab02_case():
             raise AssertionError("only FINISHED runs count, for a loss too")
 
 
-_lab02_case()
-""",
-        # No finished run logged the metric: ValueError, not a wrong id or a KeyError.
-        """
-def _lab02_case():
+@cases.exercise(3)
+def _raises_valueerror_when_no_run_logged_the_metric():
+    """No finished run logged the metric: ValueError, not a wrong id or a KeyError."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
-    with _lab02_experiment() as (name, experiment_id):
+    with _lab02_throwaway_experiment() as (name, experiment_id):
         with mlflow.start_run(experiment_id=experiment_id):
             mlflow.log_metric("train_seconds", 2.0)
         failed = client.create_run(experiment_id).info.run_id
@@ -246,13 +277,9 @@ def _lab02_case():
             )
 
 
-_lab02_case()
-""",
-    ],
-    4: [
-        # Real runs of the setup's sweep, judged against floors computed here.
-        """
-def _lab02_case():
+@cases.exercise(4)
+def _judges_the_sweep_s_real_runs():
+    """Real runs of the setup's sweep, judged against floors computed here."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -272,11 +299,9 @@ def _lab02_case():
                 raise AssertionError(f"expected one reason each for {failing}, got {reasons}")
 
 
-_lab02_case()
-""",
-        # Several failures at once, each named; values exactly at the floor pass.
-        """
-def _lab02_case():
+@cases.exercise(4)
+def _names_each_failure_and_passes_at_the_floor():
+    """Several failures at once, each named; values exactly at the floor pass."""
     good = {f"val_recall_{d}": 0.95 for d in range(10)} | {"val_accuracy": 0.97}
     good["train_seconds"] = 1.5
     result = promotion_ok(good, 0.95, 0.9)
@@ -296,11 +321,9 @@ def _lab02_case():
         raise AssertionError("each reason should be a sentence (a str)")
 
 
-_lab02_case()
-""",
-        # Missing metrics fail, each with its own reason; other metrics do not matter.
-        """
-def _lab02_case():
+@cases.exercise(4)
+def _names_each_missing_metric():
+    """Missing metrics fail, each with its own reason; other metrics do not matter."""
     metrics = {f"val_recall_{d}": 0.99 for d in range(10) if d != 5}
     metrics |= {"train_accuracy": 0.2, "val_loss": 9.0}
     try:
@@ -313,9 +336,3 @@ def _lab02_case():
         any(n in r for r in reasons) for n in ("val_accuracy", "val_recall_5")
     ):
         raise AssertionError(f"expected a reason naming each missing metric, got {reasons}")
-
-
-_lab02_case()
-""",
-    ],
-}

@@ -1,22 +1,57 @@
 """Hidden cases of lab 04 (deployment), run by the grader in the learner's kernel.
 
-Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
+Each case runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`api`, `settings`, `X_val`, `weak`, ...) exist. Most cases
 talk to the live API of the lab's stack and compare the learner's answer with what the API
 itself says to a request the case sends; none depends on how fast an answer comes. Where an
 exercise builds on another function (`predict_many` on `predict`, `latency_table` on
-`time_requests`), the case stands in for that function for its duration and puts the
-learner's back afterwards; `wait_until_ready` meets a fake API (`httpx.MockTransport`) that
-answers 503 or refuses connections exactly as the case says. Each case runs inside a function
-so the learner's names stay untouched, cleans up what it creates (a throwaway registered
-model), and raises AssertionError with a plain message when the answer is wrong.
+`time_requests`), the case stands in for that function for its duration (`global predict`: the
+kernel's) and puts the learner's back afterwards; `wait_until_ready` meets a fake API
+(`httpx.MockTransport`) that answers 503 or refuses connections exactly as the case says. Each
+case imports what it uses itself, is sent as source, called, and its name deleted, so the
+learner's names stay untouched; it cleans up what it creates (a throwaway registered model), and
+raises AssertionError with a plain message when the answer is wrong.
 """
 
-EXERCISES: dict[int, list[str]] = {
-    1: [
-        # Real digits, as an array or a list of rows: the API's digits, as Python ints.
-        """
-def _lab04_case():
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.grading import Cases
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+    import numpy as np
+    import pandas as pd
+
+    from app.config import Settings
+    from app.training.tracking import LoggedRun
+
+    # In the learner's kernel: the setup cell's names (solutions/04_deployment.ipynb).
+    api: httpx.Client = ...
+    settings: Settings = ...
+    weak: LoggedRun = ...
+    X_val: np.ndarray = ...
+    X_all: np.ndarray = ...
+    # In the learner's kernel: the learner's functions (solutions/04_deployment.ipynb).
+    ApiError: type[Exception] = ...
+    predict: Callable[..., list[int]] = ...
+    predict_many: Callable[..., list[int]] = ...
+    served_is: Callable[[str, str], bool] = ...
+    disagreements: Callable[..., list[int]] = ...
+    wait_until_ready: Callable[..., dict] = ...
+    time_requests: Callable[..., np.ndarray] = ...
+    latency_table: Callable[..., pd.DataFrame] = ...
+
+cases = Cases()
+
+
+@cases.exercise(1)
+def _predicts_real_digits_as_ints():
+    """Real digits, as an array or a list of rows: the API's digits, as Python ints."""
+
     def api_digits(rows):
         answer = api.post("/predict", json={"instances": rows.tolist()}).json()
         return [prediction["digit"] for prediction in answer["predictions"]]
@@ -34,20 +69,18 @@ def _lab04_case():
         raise AssertionError("for a single row, predict should return a list of one digit")
 
 
-_lab04_case()
-""",
-        # Wrong shapes and values: ApiError with the status and the API's own message.
-        """
-def _lab04_case():
+@cases.exercise(1)
+def _raises_the_api_s_own_refusals():
+    """Wrong shapes and values: ApiError with the status and the API's own message."""
     import numpy as np
 
-    cases = {
+    examples = {
         "two rows of 65 values": np.ones((2, 65)),
         "a pixel of 16.5": np.concatenate([np.zeros((1, 63)), [[16.5]]], axis=1),
         "a negative pixel in the second row": np.vstack([X_val[0], np.full(64, -2.0)]),
         "no rows at all": [],
     }
-    for name, images in cases.items():
+    for name, images in examples.items():
         expected = api.post("/predict", json={"instances": np.asarray(images).tolist()})
         status, message = expected.status_code, expected.json()["error"]
         try:
@@ -72,11 +105,9 @@ def _lab04_case():
             )
 
 
-_lab04_case()
-""",
-        # More rows than the API takes: predict sends them anyway and passes on the refusal.
-        """
-def _lab04_case():
+@cases.exercise(1)
+def _sends_too_many_rows_and_passes_the_refusal_on():
+    """More rows than the API takes: predict sends them anyway and passes on the refusal."""
     import numpy as np
 
     rows = np.tile(X_val[:1], (settings.api_max_instances + 1, 1))
@@ -95,13 +126,9 @@ def _lab04_case():
         )
 
 
-_lab04_case()
-""",
-    ],
-    2: [
-        # Batches of at most the limit (or batch_size), in order, each sent through predict.
-        """
-def _lab04_case():
+@cases.exercise(2)
+def _sends_batches_of_at_most_the_limit():
+    """Batches of at most the limit (or batch_size), in order, each sent through predict."""
     import numpy as np
 
     global predict
@@ -138,11 +165,9 @@ def _lab04_case():
         predict = learners
 
 
-_lab04_case()
-""",
-        # No rows: no request. A batch size the API cannot take: ValueError, nothing sent.
-        """
-def _lab04_case():
+@cases.exercise(2)
+def _sends_nothing_for_no_rows_or_a_bad_batch_size():
+    """No rows: no request. A batch size the API cannot take: ValueError, nothing sent."""
     import numpy as np
 
     global predict
@@ -174,11 +199,9 @@ def _lab04_case():
         predict = learners
 
 
-_lab04_case()
-""",
-        # The real API, reversed digits in batches of 250: what the API answers row by row.
-        """
-def _lab04_case():
+@cases.exercise(2)
+def _answers_as_the_api_on_every_digit():
+    """The real API, reversed digits in batches of 250: what the API answers row by row."""
     rows = X_all[::-1]
     expected = []
     for start in range(0, len(rows), 500):
@@ -187,7 +210,7 @@ def _lab04_case():
     answer = list(predict_many(rows, batch_size=250))
     if len(answer) != len(expected):
         raise AssertionError(f"{len(rows)} rows, batch_size=250: got {len(answer)} digits")
-    wrong = [row for row, (a, b) in enumerate(zip(answer, expected)) if a != b]
+    wrong = [row for row, (a, b) in enumerate(zip(answer, expected, strict=True)) if a != b]
     if wrong:
         raise AssertionError(
             f"{len(rows)} rows, batch_size=250: {len(wrong)} digits differ from the API's, "
@@ -195,13 +218,9 @@ def _lab04_case():
         )
 
 
-_lab04_case()
-""",
-    ],
-    3: [
-        # The champion by name and alias; absent aliases and models are False, not errors.
-        """
-def _lab04_case():
+@cases.exercise(3)
+def _knows_which_alias_is_served():
+    """The champion by name and alias; absent aliases and models are False, not errors."""
     from mlflow.tracking import MlflowClient
 
     served = api.get("/model").json()
@@ -230,11 +249,9 @@ def _lab04_case():
             raise AssertionError(f"{model}@{alias} does not exist: expected False, not {answer!r}")
 
 
-_lab04_case()
-""",
-        # Another registered model whose @champion has the served version's number: not served.
-        """
-def _lab04_case():
+@cases.exercise(3)
+def _compares_the_model_name_too():
+    """Another registered model whose @champion has the served version's number: not served."""
     import uuid
 
     from mlflow.tracking import MlflowClient
@@ -261,11 +278,9 @@ def _lab04_case():
         client.delete_registered_model(name)
 
 
-_lab04_case()
-""",
-        # Disagreements: none with @champion on all digits; with the weak model, exactly these.
-        """
-def _lab04_case():
+@cases.exercise(3)
+def _finds_where_a_model_and_the_api_disagree():
+    """Disagreements: none with @champion on all digits; with the weak model, exactly these."""
     import mlflow
     import numpy as np
 
@@ -291,13 +306,9 @@ def _lab04_case():
         )
 
 
-_lab04_case()
-""",
-    ],
-    4: [
-        # The live API answers at once; a fake one says 503 twice, then ready: poll /ready.
-        """
-def _lab04_case():
+@cases.exercise(4)
+def _polls_ready_until_it_answers_200():
+    """The live API answers at once; a fake one says 503 twice, then ready: poll /ready."""
     import httpx
 
     answer = wait_until_ready(api, timeout=30)
@@ -327,11 +338,9 @@ def _lab04_case():
         raise AssertionError(f"expected 3 requests to /ready (503, 503, 200), sent {asked}")
 
 
-_lab04_case()
-""",
-        # Never ready: TimeoutError carrying the API's own reason, not an endless loop.
-        """
-def _lab04_case():
+@cases.exercise(4)
+def _times_out_with_the_api_s_reason():
+    """Never ready: TimeoutError carrying the API's own reason, not an endless loop."""
     import time
 
     import httpx
@@ -362,11 +371,9 @@ def _lab04_case():
         )
 
 
-_lab04_case()
-""",
-        # Refused connections mean not up yet: keep asking, and time out with that reason.
-        """
-def _lab04_case():
+@cases.exercise(4)
+def _keeps_asking_while_connections_are_refused():
+    """Refused connections mean not up yet: keep asking, and time out with that reason."""
     import httpx
 
     from app import stack
@@ -405,13 +412,9 @@ def _lab04_case():
         raise AssertionError("nothing listens on that port, yet wait_until_ready returned")
 
 
-_lab04_case()
-""",
-    ],
-    5: [
-        # One untimed warm-up, then n timed calls of predict(rows), in milliseconds.
-        """
-def _lab04_case():
+@cases.exercise(5)
+def _times_n_calls_after_one_warm_up():
+    """One untimed warm-up, then n timed calls of predict(rows), in milliseconds."""
     import time
 
     import numpy as np
@@ -452,11 +455,9 @@ def _lab04_case():
         )
 
 
-_lab04_case()
-""",
-        # The table: exact percentiles of the durations, one row per size, in the given order.
-        """
-def _lab04_case():
+@cases.exercise(5)
+def _tabulates_exact_percentiles_per_size():
+    """The table: exact percentiles of the durations, one row per size, in the given order."""
     import numpy as np
 
     global time_requests
@@ -494,11 +495,9 @@ def _lab04_case():
             )
 
 
-_lab04_case()
-""",
-        # Sizes the images cannot fill, or n below 1: ValueError before any request.
-        """
-def _lab04_case():
+@cases.exercise(5)
+def _refuses_sizes_and_counts_before_measuring():
+    """Sizes the images cannot fill, or n below 1: ValueError before any request."""
     global time_requests
     learners = time_requests
     asked = []
@@ -524,9 +523,3 @@ def _lab04_case():
                 )
     finally:
         time_requests = learners
-
-
-_lab04_case()
-""",
-    ],
-}

@@ -1,32 +1,112 @@
 """Hidden cases of lab 05 (monitoring), run by the grader in the learner's kernel.
 
-Each snippet runs after the cells tagged setup, parameters and exercise-N, so the learner's
+Each case runs after the cells tagged setup, parameters and exercise-N, so the learner's
 functions and the setup's names (`api`, `api_log`, `prometheus`, `scraped_after`,
-`promtool_test`, `reference`, ...) exist, and HELPERS' `_lab05_said`. Each builds its own
-case: requests of its own to the API (read back by their log lines or by two scrapes around
-them), made-up series for `promtool test rules`, or drift references built here; it runs inside
-a function so the learner's names stay untouched, and raises AssertionError with a plain
-message when the answer is wrong. Nothing here moves an alias, registers a model or writes
-outside a temporary folder.
+`promtool_test`, `reference`, ...) exist, and the helpers below. Each builds its own case:
+requests of its own to the API (read back by their log lines or by two scrapes around them),
+made-up series for `promtool test rules` (`_lab05_requests`, `_lab05_expr_test`,
+`_lab05_alert_test`), or drift references built here. It imports what it uses itself, is sent as
+source, called, and its name deleted, so the learner's names stay untouched, and raises
+AssertionError with a plain message when the answer is wrong. Nothing here moves an alias,
+registers a model or writes outside a temporary folder.
 """
 
-HELPERS = r'''
-import re as _re
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.grading import Cases
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import httpx
+    import numpy as np
+
+    from app.config import Params
+    from app.data import Split
+    from app.monitoring.drift import DriftReference
+
+    # In the learner's kernel: the setup cell's names (solutions/05_monitoring.ipynb).
+    api: httpx.Client = ...
+    api_log: Path = ...
+    params: Params = ...
+    promtool: str = ...
+    X_val: np.ndarray = ...
+    y_val: np.ndarray = ...
+    shifted: Split = ...
+    reference: DriftReference = ...
+    scraped_after: Callable[..., float] = ...
+    promtool_test: Callable[..., str] = ...
+    sent: dict[int, int] = ...
+    before: float = ...
+    after: float = ...
+    # In the learner's kernel: the learner's functions (solutions/05_monitoring.ipynb).
+    status_counts: Callable[..., dict[int, int]] = ...
+    requests_by_status: Callable[[str, float], dict[int, int]] = ...
+    rate_by_route: Callable[[str], str] = ...
+    client_error_ratio: Callable[[str, str], str] = ...
+    latency_quantile: Callable[[float, str, str], str] = ...
+    psi_score: Callable[..., float] = ...
+    client_error_rule: Callable[[float, str], dict] = ...
+
+cases = Cases()
 
 
-def _lab05_said(problems, when=False):
+@cases.helper
+def _lab05_promtool_said(problems, when=False):
     """What promtool got, on one line (its report spans many); `when`: at which evaluation."""
+    import re
+
     text = " ".join(problems.split())
     got = text[text.rfind("got:") :] if "got:" in text else text[-200:]
-    times = _re.findall(r"time: (\S+?),", text) if when else []
+    times = re.findall(r"time: (\S+?),", text) if when else []
     return f"at {times[-1]}, {got}" if times else got
-'''
 
-EXERCISES: dict[int, list[str]] = {
-    1: [
-        # Only the API's request lines of exactly that route count; the rest of a log is noise.
-        """
-def _lab05_case():
+
+@cases.helper
+def _lab05_requests(route, status, values, instance="api:8000", method="POST"):
+    """A made-up series of the API's request counter, its `values` in promtool's notation."""
+    labels = (
+        f'job="api", instance="{instance}", route="{route}", method="{method}", status="{status}"'
+    )
+    return {"series": f"api_requests_total{{{labels}}}", "values": values}
+
+
+@cases.helper
+def _lab05_expr_test(series, expr, eval_time, samples):
+    """A promtool unit test: over `series`, `expr` at `eval_time` gives these samples."""
+    return {
+        "interval": "15s",
+        "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": eval_time, "exp_samples": samples}],
+    }
+
+
+@cases.helper
+def _lab05_alert_test(series, expectations):
+    """A promtool unit test of the rules given: over `series`, these alerts (`_lab05_fires`,
+    `_lab05_quiet`)."""
+    return {"interval": "15s", "input_series": series, "alert_rule_test": expectations}
+
+
+@cases.helper
+def _lab05_fires(at, summary):
+    """At `at`, PredictClientErrors fires, labelled severity=warning, its summary `summary`."""
+    alert = {"exp_labels": {"severity": "warning"}, "exp_annotations": {"summary": summary}}
+    return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": [alert]}
+
+
+@cases.helper
+def _lab05_quiet(at):
+    """At `at`, PredictClientErrors does not fire."""
+    return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": []}
+
+
+@cases.exercise(1)
+def _counts_only_request_lines_of_the_route():
+    """Only the API's request lines of exactly that route count; the rest of a log is noise."""
     import json
 
     def access(route, status, method="POST"):
@@ -96,11 +176,9 @@ def _lab05_case():
         raise AssertionError("no request went to /model: the answer is {}")
 
 
-_lab05_case()
-""",
-        # Lines read straight from a file keep their newline; a file can be read only once.
-        """
-def _lab05_case():
+@cases.exercise(1)
+def _counts_lines_read_from_a_file():
+    """Lines read straight from a file keep their newline; a file can be read only once."""
     import json
     import tempfile
     from pathlib import Path
@@ -111,7 +189,7 @@ def _lab05_case():
         records = [
             {"logger": "app.serving.access", "route": "/model", "status": s} for s in statuses
         ]
-        path.write_text("".join(json.dumps(record) + "\\n" for record in records))
+        path.write_text("".join(json.dumps(record) + "\n" for record in records))
         with path.open() as handle:
             counts = status_counts(handle, "/model")
     if counts != {200: 3, 404: 2, 503: 1, 413: 1}:
@@ -121,11 +199,9 @@ def _lab05_case():
         )
 
 
-_lab05_case()
-""",
-        # The real API log: requests sent here, to a path no route matches and to /model.
-        """
-def _lab05_case():
+@cases.exercise(1)
+def _counts_the_real_api_log():
+    """The real API log: requests sent here, to a path no route matches and to /model."""
     import time
     import uuid
 
@@ -138,9 +214,7 @@ def _lab05_case():
     deadline = time.monotonic() + 15
     while True:
         lines = api_log.read_bytes()[start:].decode().splitlines()
-        ours = [
-            line for line in lines if '"app.serving.access"' in line and "/metrics" not in line
-        ]
+        ours = [line for line in lines if '"app.serving.access"' in line and "/metrics" not in line]
         if len(ours) >= 5:
             break
         if time.monotonic() > deadline:
@@ -153,19 +227,13 @@ def _lab05_case():
             f"you counted {unmatched}"
         )
     if model != {200: 2}:
-        raise AssertionError(
-            f"2 requests to /model got a 200 in the real log; you counted {model}"
-        )
+        raise AssertionError(f"2 requests to /model got a 200 in the real log; you counted {model}")
 
 
-_lab05_case()
-""",
-    ],
-    2: [
-        # The counter as it stood at each moment: requests sent between two scrapes, every
-        # method of a route added up.
-        """
-def _lab05_case():
+@cases.exercise(2)
+def _reads_the_counter_at_each_moment():
+    """The counter as it stood at each moment: requests sent between two scrapes, every method
+    of a route added up."""
     import time
     import uuid
 
@@ -197,18 +265,14 @@ def _lab05_case():
         raise AssertionError(f"statuses and counts should be ints: {counts!r}")
 
 
-_lab05_case()
-""",
-        # No series: a route never requested, or a moment before the API ever ran.
-        """
-def _lab05_case():
+@cases.exercise(2)
+def _finds_no_series_for_a_new_route_or_an_old_time():
+    """No series: a route never requested, or a moment before the API ever ran."""
     import uuid
 
     never = f"/lab-05-never-{uuid.uuid4().hex[:8]}"
     if (found := requests_by_status(never, after)) != {}:
-        raise AssertionError(
-            f"a route never requested has no series: expected {{}}, got {found}"
-        )
+        raise AssertionError(f"a route never requested has no series: expected {{}}, got {found}")
     if (found := requests_by_status("/predict", 1_000_000_000)) != {}:
         raise AssertionError(
             f"in 2001 (at=1e9) the API did not run: expected {{}}, got {found}; pass `at` as "
@@ -225,102 +289,62 @@ def _lab05_case():
         )
 
 
-_lab05_case()
-""",
-    ],
-    3: [
-        # Requests per second by route: every method, status and instance of a route together,
-        # over the window given.
-        """
-def _lab05_case():
-    def requests(route, status, values, instance="api:8000", method="POST"):
-        labels = (
-            f'job="api", instance="{instance}", route="{route}", method="{method}", '
-            f'status="{status}"'
-        )
-        return {"series": f"api_requests_total{{{labels}}}", "values": values}
-
+@cases.exercise(3)
+def _rate_by_route_adds_every_series_of_a_route():
+    """Requests per second by route: every method, status and instance of a route together,
+    over the window given."""
     series = [
-        requests("/predict", "200", "0+12x40"),
-        requests("/predict", "422", "0+3x40"),
-        requests("/predict", "200", "0+1.5x40", instance="api-2:8000"),
-        requests("/predict/image", "200", "0+6x40"),
-        requests("/metrics", "200", "0+3x40", method="GET"),
-        requests("/health", "200", "0x19 15+15x20", method="GET"),
+        _lab05_requests("/predict", "200", "0+12x40"),
+        _lab05_requests("/predict", "422", "0+3x40"),
+        _lab05_requests("/predict", "200", "0+1.5x40", instance="api-2:8000"),
+        _lab05_requests("/predict/image", "200", "0+6x40"),
+        _lab05_requests("/metrics", "200", "0+3x40", method="GET"),
+        _lab05_requests("/health", "200", "0x19 15+15x20", method="GET"),
     ]
     per_second = {"/predict": 1.1, "/predict/image": 0.4, "/metrics": 0.2}
     for window, health in (("1m", 1.0), ("5m", 0.3)):
         expected = per_second | {"/health": health}
-        test = {
-            "interval": "15s",
-            "input_series": series,
-            "promql_expr_test": [
-                {
-                    "expr": f"round({rate_by_route(window)}, 0.0001)",
-                    "eval_time": "6m15s",
-                    "exp_samples": [
-                        {"labels": f'{{route="{r}"}}', "value": v} for r, v in expected.items()
-                    ],
-                }
-            ],
-        }
-        if problems := promtool_test(test):
+        expr = f"round({rate_by_route(window)}, 0.0001)"
+        samples = [{"labels": f'{{route="{r}"}}', "value": v} for r, v in expected.items()]
+        if problems := promtool_test(_lab05_expr_test(series, expr, "6m15s", samples)):
             raise AssertionError(
                 f"rate_by_route({window!r}) should give {expected} per second (/health sped up "
-                f"a minute ago), one series per route; promtool {_lab05_said(problems)}"
+                f"a minute ago), one series per route; promtool {_lab05_promtool_said(problems)}"
             )
 
 
-_lab05_case()
-""",
-        # The share of 4xx: any 4xx, of that route only; 0 rather than nothing when none.
-        """
-def _lab05_case():
-    def requests(route, status, values):
-        labels = (
-            f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
-        )
-        return {"series": f"api_requests_total{{{labels}}}", "values": values}
-
+@cases.exercise(3)
+def _client_error_ratio_counts_4xx_of_the_route():
+    """The share of 4xx: any 4xx, of that route only; 0 rather than nothing when none."""
     series = [
-        requests("/predict", "200", "0+9x40"),
-        requests("/predict", "422", "0+1x40"),
-        requests("/predict", "404", "0+1x40"),
-        requests("/predict", "413", "0+1x40"),
-        requests("/predict", "500", "0+3x40"),
-        requests("/predict/image", "415", "0+15x40"),
-        requests("/model", "200", "0+6x40"),
-        requests("/model", "503", "0+2x40"),
+        _lab05_requests("/predict", "200", "0+9x40"),
+        _lab05_requests("/predict", "422", "0+1x40"),
+        _lab05_requests("/predict", "404", "0+1x40"),
+        _lab05_requests("/predict", "413", "0+1x40"),
+        _lab05_requests("/predict", "500", "0+3x40"),
+        _lab05_requests("/predict/image", "415", "0+15x40"),
+        _lab05_requests("/model", "200", "0+6x40"),
+        _lab05_requests("/model", "503", "0+2x40"),
     ]
-    cases = [
+    examples = [
         ("/predict", 0.2, "3 of 15 requests a 4xx (a 422, a 404, a 413), and 3 are 5xx"),
         ("/predict/image", 1.0, "every request a 415"),
         ("/model", 0.0, "no 4xx at all (503s are 5xx): 0, not an empty answer"),
     ]
-    for route, ratio, why in cases:
-        test = {
-            "interval": "15s",
-            "input_series": series,
-            "promql_expr_test": [
-                {
-                    "expr": f"round({client_error_ratio(route, '1m')}, 0.0001)",
-                    "eval_time": "5m",
-                    "exp_samples": [{"labels": "{}", "value": ratio}],
-                }
-            ],
-        }
-        if problems := promtool_test(test):
+    for route, ratio, why in examples:
+        expr = f"round({client_error_ratio(route, '1m')}, 0.0001)"
+        samples = [{"labels": "{}", "value": ratio}]
+        if problems := promtool_test(_lab05_expr_test(series, expr, "5m", samples)):
             raise AssertionError(
                 f"client_error_ratio({route!r}, '1m') should be {ratio} ({why}); "
-                f"promtool {_lab05_said(problems)}"
+                f"promtool {_lab05_promtool_said(problems)}"
             )
 
 
-_lab05_case()
-""",
-        # A latency quantile over every status of one route, from its buckets alone.
-        """
-def _lab05_case():
+@cases.exercise(3)
+def _latency_quantile_reads_the_route_s_buckets():
+    """A latency quantile over every status of one route, from its buckets alone."""
+
     def bucket(route, status, le, values):
         labels = (
             f'job="api", instance="api:8000", route="{route}", method="POST", '
@@ -346,32 +370,19 @@ def _lab05_case():
         (0.95, "/predict", 0.0085),
         (0.5, "/metrics", 0.01),
     ]:
-        test = {
-            "interval": "15s",
-            "input_series": series,
-            "promql_expr_test": [
-                {
-                    "expr": f"round({latency_quantile(q, route, '2m')}, 0.0001)",
-                    "eval_time": "5m",
-                    "exp_samples": [{"labels": "{}", "value": expected}],
-                }
-            ],
-        }
-        if problems := promtool_test(test):
+        expr = f"round({latency_quantile(q, route, '2m')}, 0.0001)"
+        samples = [{"labels": "{}", "value": expected}]
+        if problems := promtool_test(_lab05_expr_test(series, expr, "5m", samples)):
             raise AssertionError(
                 f"latency_quantile({q}, {route!r}, '2m') should be {expected} s, one series "
                 f"from the buckets of that route, all statuses added up; "
-                f"promtool {_lab05_said(problems)}"
+                f"promtool {_lab05_promtool_said(problems)}"
             )
 
 
-_lab05_case()
-""",
-    ],
-    4: [
-        # A window exactly like the reference scores 0; a float, whatever the window.
-        """
-def _lab05_case():
+@cases.exercise(4)
+def _psi_is_0_on_the_reference_s_own_images():
+    """A window exactly like the reference scores 0; a float, whatever the window."""
     import numpy as np
 
     from app.monitoring import drift
@@ -388,20 +399,16 @@ def _lab05_case():
         raise AssertionError("the shifted digits should score a higher PSI than the val digits")
 
 
-_lab05_case()
-""",
-        # The reference's own bins, and eps: computed here another way (KL both ways).
-        """
-def _lab05_case():
+@cases.exercise(4)
+def _psi_uses_the_reference_s_bins_and_eps():
+    """The reference's own bins, and eps: computed here another way (KL both ways)."""
     import numpy as np
     from scipy.special import rel_entr
 
     from app.config import MonitoringParams
     from app.monitoring import drift
 
-    monitoring = MonitoringParams(
-        window=200, min_inputs=50, drift_threshold=0.2, pixel_bins=[8]
-    )
+    monitoring = MonitoringParams(window=200, min_inputs=50, drift_threshold=0.2, pixel_bins=[8])
     two_bins = drift.build_reference(monitoring, X_val[::2], np.eye(10)[y_val[::2]])
 
     def expected(features, eps):
@@ -431,11 +438,9 @@ def _lab05_case():
         raise AssertionError(f"with empty bins the PSI is {expected(one, 1e-4):.4f}, not {got}")
 
 
-_lab05_case()
-""",
-        # No image, no shares: a ValueError, not a NaN or another error.
-        """
-def _lab05_case():
+@cases.exercise(4)
+def _psi_refuses_no_images():
+    """No image, no shares: a ValueError, not a NaN or another error."""
     import numpy as np
 
     try:
@@ -451,13 +456,9 @@ def _lab05_case():
     )
 
 
-_lab05_case()
-""",
-    ],
-    5: [
-        # The rule's shape, and promtool's own syntax check.
-        """
-def _lab05_case():
+@cases.exercise(5)
+def _the_rule_has_its_shape_and_passes_promtool():
+    """The rule's shape, and promtool's own syntax check."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -468,9 +469,7 @@ def _lab05_case():
     if not isinstance(rule, dict):
         raise AssertionError(f"return the rule as a dict, not {type(rule).__name__}")
     if rule.get("alert") != "PredictClientErrors":
-        raise AssertionError(
-            f"the alert is called PredictClientErrors, not {rule.get('alert')!r}"
-        )
+        raise AssertionError(f"the alert is called PredictClientErrors, not {rule.get('alert')!r}")
     if rule.get("for") != "3m":
         raise AssertionError(
             f"client_error_rule(0.15, '3m') should wait 3m, not {rule.get('for')!r}"
@@ -478,9 +477,7 @@ def _lab05_case():
     if rule.get("labels") != {"severity": "warning"}:
         raise AssertionError(f"labels: {{'severity': 'warning'}}, not {rule.get('labels')!r}")
     if not isinstance(rule.get("expr"), str) or "0.15" not in rule["expr"]:
-        raise AssertionError(
-            f"the expr should compare with max_ratio, 0.15: {rule.get('expr')!r}"
-        )
+        raise AssertionError(f"the expr should compare with max_ratio, 0.15: {rule.get('expr')!r}")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "rules.yml"
         path.write_text(yaml.safe_dump({"groups": [{"name": "grader", "rules": [rule]}]}))
@@ -493,94 +490,93 @@ def _lab05_case():
         )
 
 
-_lab05_case()
-""",
-        # A client breaks at minute 5 (25 % 4xx): pending, then firing after `for_`, with the
-        # share in its summary; `for_` and `max_ratio` are the ones given.
-        """
-def _lab05_case():
-    def requests(status, values):
-        labels = f'job="api", instance="api:8000", route="/predict", method="POST", '
-        labels += f'status="{status}"'
-        return {"series": f"api_requests_total{{{labels}}}", "values": values}
-
-    def fires(at, summary):
-        alert = {"exp_labels": {"severity": "warning"}, "exp_annotations": {"summary": summary}}
-        return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": [alert]}
-
-    def quiet(at):
-        return {"eval_time": at, "alertname": "PredictClientErrors", "exp_alerts": []}
-
-    broken = [requests("200", "0+9x80"), requests("422", "0x20 3+3x59")]
+@cases.exercise(5)
+def _the_alert_fires_after_for_with_the_share():
+    """A client breaks at minute 5 (25 % 4xx): pending, then firing after `for_`, with the share
+    in its summary; `for_` and `max_ratio` are the ones given."""
+    broken = [
+        _lab05_requests("/predict", "200", "0+9x80"),
+        _lab05_requests("/predict", "422", "0x20 3+3x59"),
+    ]
     summary = "25% of /predict requests get a 4xx"
     # Above 10 % from 6m45s on (the 5-minute rate catches up), above 20 % from about 8m45s.
-    cases = [
-        (0.1, "2m", [quiet("8m15s"), fires("10m", summary)], "quiet at 8m15s, firing at 10m"),
-        (0.1, "3m", [quiet("9m15s"), fires("11m", summary)], "quiet at 9m15s, firing at 11m"),
-        (0.2, "1m", [quiet("8m30s"), fires("14m", summary)], "quiet at 8m30s, firing at 14m"),
-        (0.3, "1m", [quiet("14m"), quiet("19m")], "never firing: 25 % is not above 30 %"),
+    examples = [
+        (
+            0.1,
+            "2m",
+            [_lab05_quiet("8m15s"), _lab05_fires("10m", summary)],
+            "quiet at 8m15s, firing at 10m",
+        ),
+        (
+            0.1,
+            "3m",
+            [_lab05_quiet("9m15s"), _lab05_fires("11m", summary)],
+            "quiet at 9m15s, firing at 11m",
+        ),
+        (
+            0.2,
+            "1m",
+            [_lab05_quiet("8m30s"), _lab05_fires("14m", summary)],
+            "quiet at 8m30s, firing at 14m",
+        ),
+        (
+            0.3,
+            "1m",
+            [_lab05_quiet("14m"), _lab05_quiet("19m")],
+            "never firing: 25 % is not above 30 %",
+        ),
     ]
-    for max_ratio, for_, expectations, why in cases:
+    for max_ratio, for_, expectations, why in examples:
         rule = client_error_rule(max_ratio, for_)
-        test = {"interval": "15s", "input_series": broken, "alert_rule_test": expectations}
-        if problems := promtool_test(test, [rule]):
+        if problems := promtool_test(_lab05_alert_test(broken, expectations), [rule]):
             raise AssertionError(
                 f"25 % 4xx from minute 5: client_error_rule({max_ratio}, {for_!r}) should be "
                 f"{why} (label severity=warning only, summary {summary!r}); "
-                f"promtool {_lab05_said(problems, when=True)}"
+                f"promtool {_lab05_promtool_said(problems, when=True)}"
             )
 
 
-_lab05_case()
-""",
-        # What must not fire: 5xx, 4xx of another route, no traffic; and half of requests bad.
-        """
-def _lab05_case():
-    def requests(status, values, route="/predict"):
-        labels = (
-            f'job="api", instance="api:8000", route="{route}", method="POST", status="{status}"'
-        )
-        return {"series": f"api_requests_total{{{labels}}}", "values": values}
-
-    never = {"eval_time": "14m", "alertname": "PredictClientErrors", "exp_alerts": []}
+@cases.exercise(5)
+def _the_alert_stays_calm_and_fires_at_half():
+    """What must not fire: 5xx, 4xx of another route, no traffic; and half of requests bad."""
     calm = [
-        ([requests("200", "0+3x60"), requests("500", "0+6x60")], "two thirds 5xx, no 4xx"),
         (
-            [requests("200", "0+9x60"), requests("422", "0+30x60", route="/predict/image")],
+            [
+                _lab05_requests("/predict", "200", "0+3x60"),
+                _lab05_requests("/predict", "500", "0+6x60"),
+            ],
+            "two thirds 5xx, no 4xx",
+        ),
+        (
+            [
+                _lab05_requests("/predict", "200", "0+9x60"),
+                _lab05_requests("/predict/image", "422", "0+30x60"),
+            ],
             "4xx on /predict/image only",
         ),
         (
-            [requests("200", "0x60"), requests("422", "0x60")],
+            [
+                _lab05_requests("/predict", "200", "0x60"),
+                _lab05_requests("/predict", "422", "0x60"),
+            ],
             "no request at all (flat counters)",
         ),
     ]
     for series, why in calm:
-        test = {"interval": "15s", "input_series": series, "alert_rule_test": [never]}
+        test = _lab05_alert_test(series, [_lab05_quiet("14m")])
         if problems := promtool_test(test, [client_error_rule(0.05, "1m")]):
             raise AssertionError(
                 f"client_error_rule(0.05, '1m') must not fire on {why}; "
-                f"promtool {_lab05_said(problems, when=True)}"
+                f"promtool {_lab05_promtool_said(problems, when=True)}"
             )
-    half = [requests("200", "0+9x60"), requests("415", "0+9x60")]
-    alert = {
-        "exp_labels": {"severity": "warning"},
-        "exp_annotations": {"summary": "50% of /predict requests get a 4xx"},
-    }
-    test = {
-        "interval": "15s",
-        "input_series": half,
-        "alert_rule_test": [
-            {"eval_time": "10m", "alertname": "PredictClientErrors", "exp_alerts": [alert]}
-        ],
-    }
+    half = [
+        _lab05_requests("/predict", "200", "0+9x60"),
+        _lab05_requests("/predict", "415", "0+9x60"),
+    ]
+    test = _lab05_alert_test(half, [_lab05_fires("10m", "50% of /predict requests get a 4xx")])
     if problems := promtool_test(test, [client_error_rule(0.4, "1m")]):
         raise AssertionError(
             "half of /predict requests get a 415: client_error_rule(0.4, '1m') fires, saying "
-            f"'50% of /predict requests get a 4xx'; promtool {_lab05_said(problems, when=True)}"
+            "'50% of /predict requests get a 4xx'; "
+            f"promtool {_lab05_promtool_said(problems, when=True)}"
         )
-
-
-_lab05_case()
-""",
-    ],
-}
