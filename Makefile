@@ -9,8 +9,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # pytest-xdist workers for `make test` (most tests wait on servers: two overlap well on 2 cores).
 TEST_WORKERS ?= 2
 
+# Torch's OpenMP threads sleep while they wait instead of spinning: the tests run two workers,
+# notebook kernels and servers on 2 cores, where spinning threads starve the rest (training tests
+# took 3x as long beside one busy core). It changes when a thread sleeps, never a result.
+TEST_ENV := OMP_WAIT_POLICY=PASSIVE
+
 # Tests run against a stack of their own (own state folder, own ports): yours stays untouched.
-TEST_STACK := WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 \
+TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFLOW_PORT=5100 \
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
@@ -114,7 +119,7 @@ bench: setup
 # The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
 # training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.
 test-fast: setup data
-	$(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers" \
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers" \
 		-m "not integration and not slow and not compose" tests
 
 test: lint data system-deps
