@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Live accuracy's knobs for models whose drift reference predates them (see MonitoringParams).
+LIVE_WINDOW, LIVE_MIN_LABELS, LIVE_THRESHOLD = 200, 20, 0.8
 
 
 class Settings(BaseSettings):
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     )  # torch threads per request: 1 is fastest for one digit
     # The retraining watcher checks git HEAD's data.dvc this often (an alert checks at once).
     retrain_poll_seconds: float = Field(default=10.0, gt=0)
+    # The API's predictions and labels (app/feedback.py): unset, a SQLite file in state_dir.
+    feedback_database_url: str | None = None
+    feedback_keep_hours: float = Field(default=168.0, gt=0)  # unlabelled predictions: a week
+    feedback_max_unlabelled: int = Field(default=100_000, gt=0)  # ... and at most this many
     # Guards POST /admin/reload. The native stack makes one in state_dir if none is set.
     admin_token: SecretStr | None = None
     # Grafana's `admin` password; as for the token, the native stack makes one if none is set.
@@ -239,6 +244,11 @@ class MonitoringParams(BaseModel):
     # Inner bin edges on the 0..16 pixel scale: [1, 4, 8, 12] makes the bins blank (below 1),
     # 1-4, 4-8, 8-12 and 12-16 (full ink).
     pixel_bins: list[float] = Field(min_length=1)
+    # Live accuracy: over the last `live_window` labelled predictions of the served model, none
+    # (NaN) below `live_min_labels`; the ModelDegraded alert fires below the threshold.
+    live_window: int = Field(default=LIVE_WINDOW, gt=0)
+    live_min_labels: int = Field(default=LIVE_MIN_LABELS, gt=0)
+    live_accuracy_threshold: float = Field(default=LIVE_THRESHOLD, gt=0, le=1)
 
 
 class Params(BaseModel):
@@ -258,29 +268,6 @@ class Params(BaseModel):
         if unknown:
             raise ValueError(f"train.cnn.augment.versions: {unknown} not in data.versions")
         return self
-
-
-# The stack's secrets: from the settings (.env), else made once and kept in state_dir.
-def kept_secret(settings: Settings, name: str, configured: SecretStr | None) -> str:
-    """A secret from settings, else one made once and kept in state_dir (mode 600)."""
-    if configured:
-        return configured.get_secret_value()
-    path = settings.state_dir / name
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
-def admin_token(settings: Settings) -> str:
-    """The API's admin token (`WORKBOOK_ADMIN_TOKEN`, else `.stack/admin-token`)."""
-    return kept_secret(settings, "admin-token", settings.admin_token)
-
-
-def grafana_password(settings: Settings) -> str:
-    """Grafana's admin password (`WORKBOOK_GRAFANA_ADMIN_PASSWORD`, else in state_dir)."""
-    return kept_secret(settings, "grafana-admin-password", settings.grafana_admin_password)
 
 
 @lru_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import mlflow
@@ -18,12 +19,13 @@ from mlflow.environment_variables import (
 )
 from starlette.exceptions import HTTPException
 
-from app.config import Settings, get_settings
+from app.config import LIVE_MIN_LABELS, LIVE_THRESHOLD, LIVE_WINDOW, Settings, get_settings
+from app.feedback import FeedbackStore, database_url
 from app.log import setup_json_logging
 from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
-from app.serving.routes import admin, meta, playground, predict
-from app.serving.telemetry import Metrics, Telemetry
+from app.serving.routes import admin, feedback, meta, playground, predict
+from app.serving.telemetry import LiveScore, Metrics, Telemetry
 
 log = logging.getLogger("app.serving")
 
@@ -37,6 +39,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, 0), (MLFLOW_HTTP_REQUEST_TIMEOUT, 5)):
         if not variable.is_set():
             variable.set(value)
+    feedback = app.state.feedback = FeedbackStore(
+        settings.feedback_database_url or database_url(settings.state_dir),
+        settings.feedback_keep_hours,
+        settings.feedback_max_unlabelled,
+    )
     store: ModelStore = app.state.store
     await store.refresh()
     if store.current is None:
@@ -46,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poller.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await poller
+    await asyncio.to_thread(feedback.close)  # what is queued is written: a restart loses none
 
 
 async def problem(request: Request, error: Exception) -> JSONResponse:
@@ -66,6 +74,19 @@ async def problem(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def live_accuracy(app: FastAPI) -> LiveScore:
+    """The served model's live accuracy from the feedback store, with its monitoring knobs."""
+    model, store = app.state.store.current, getattr(app.state, "feedback", None)
+    knobs = model.drift.reference.params if model and model.drift else None
+    threshold = knobs.live_accuracy_threshold if knobs else LIVE_THRESHOLD
+    if model is None or store is None:
+        return LiveScore(0, math.nan, threshold)
+    window = knobs.live_window if knobs else LIVE_WINDOW
+    minimum = knobs.live_min_labels if knobs else LIVE_MIN_LABELS
+    labels, accuracy = store.live_accuracy(model.name, model.version, window, minimum)
+    return LiveScore(labels, accuracy, threshold)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; nothing is loaded until the app starts (see `lifespan`)."""
     settings = settings or get_settings()
@@ -81,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings, app.state.metrics = settings, metrics
     store = app.state.store = ModelStore(settings, metrics)
     metrics.watch_drift(lambda: store.current.drift if store.current else None)
-    for router in (predict.router, meta.router, admin.router, playground.router):
+    metrics.watch_live_accuracy(lambda: live_accuracy(app))
+    for router in (predict.router, feedback.router, meta.router, admin.router, playground.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, problem)
     app.add_exception_handler(HTTPException, problem)

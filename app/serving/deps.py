@@ -13,6 +13,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
+from app.feedback import FeedbackStore
 from app.serving.model_store import ModelStore, ServedModel
 from app.serving.telemetry import Metrics
 
@@ -30,6 +31,11 @@ async def get_store(request: Request) -> ModelStore:
 async def get_metrics(request: Request) -> Metrics:
     """The app's Prometheus metrics."""
     return request.app.state.metrics
+
+
+async def get_feedback(request: Request) -> FeedbackStore:
+    """The store of predictions and labels."""
+    return request.app.state.feedback
 
 
 async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> ServedModel:
@@ -70,6 +76,7 @@ async def require_json(content_type: Annotated[str | None, Header()] = None) -> 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
 AdminDep = Depends(require_admin)
 JsonDep = Depends(require_json)

@@ -100,8 +100,11 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One digit's prediction: the digit and its ten probabilities."""
+    """One digit's prediction: its id, the digit and its ten probabilities."""
 
+    id: str = Field(
+        description="`<request's batch>-<row>`: send it to `POST /feedback` with the true digit"
+    )
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(description="p(digit) for digits 0..9")
 
@@ -117,6 +120,33 @@ class ImagePredictResponse(PredictResponse):
     """`POST /predict/image`'s answer: the prediction, the 64 pixels it read, the model."""
 
     pixels: list[float] = Field(description="the 64 values the image was turned into")
+
+
+PREDICTION_ID = r"^[0-9a-f]{32}-[0-9]{1,6}$"
+
+
+class FeedbackRequest(BaseModel):
+    """The true digit of a prediction the API made (its `id` from `/predict`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prediction_id": "0" * 32 + "-0", "digit": 7}]},
+    )
+    prediction_id: str = Field(
+        pattern=PREDICTION_ID, max_length=40, description="`id` of a `/predict` answer"
+    )
+    digit: int = Field(ge=0, le=9, strict=True, description="what the digit really is")
+
+
+class FeedbackResponse(BaseModel):
+    """The label as stored, beside what the model had predicted."""
+
+    prediction_id: str
+    digit: int
+    predicted: int
+    correct: bool
+    model_version: str
+    created: bool = Field(description="false: this very label was already stored (no change)")
 
 
 class ModelInfo(ModelRef):

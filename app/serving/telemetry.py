@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -68,10 +69,21 @@ class Metrics:
         )
         self.model_loads.labels("success")
         self.model_loads.labels("failure")
+        self.feedback = Counter(
+            "api_feedback_labels",
+            "Labels received on POST /feedback, by model version, client and outcome: whether "
+            "the model had predicted the digit (correct) or not (wrong)",
+            ["model_version", "client", "outcome"],
+            registry=r,
+        )
 
     def watch_drift(self, current: Callable[[], DriftMonitor | None]) -> None:
         """Export the drift gauges of whatever `current()` returns at each scrape."""
         self.registry.register(DriftGauges(current))
+
+    def watch_live_accuracy(self, current: Callable[[], LiveScore]) -> None:
+        """Export the served model's live accuracy, `current()` at each scrape."""
+        self.registry.register(LiveAccuracy(current))
 
     def served(self, name: str, version: str, run_id: str) -> None:
         """Record which model version now serves."""
@@ -123,6 +135,39 @@ class DriftGauges(Collector):
             yield GaugeMetricFamily(name, documentation, value=math.nan if value is None else value)
 
 
+class LiveScore(NamedTuple):
+    """The served model's live accuracy: labels counted, the share right, the alert's bar."""
+
+    labels: int
+    accuracy: float
+    threshold: float
+
+
+class LiveAccuracy(Collector):
+    """The share of right answers among the served model's last labelled predictions, computed
+    from the feedback store when Prometheus scrapes; NaN without enough labels (or a model)."""
+
+    def __init__(self, current: Callable[[], LiveScore]):
+        self.current = current
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        live = self.current()
+        yield GaugeMetricFamily(
+            "api_live_accuracy",
+            "Share of the served model's last labelled predictions it got right (labels from "
+            "POST /feedback; NaN below the minimum of labels)",
+            value=live.accuracy,
+        )
+        yield GaugeMetricFamily(
+            "api_live_labels", "Labelled predictions the live accuracy counts", value=live.labels
+        )
+        yield GaugeMetricFamily(
+            "api_live_accuracy_threshold",
+            "Below it, the served model is degraded (ModelDegraded)",
+            value=live.threshold,
+        )
+
+
 class Telemetry:
     """Pure ASGI middleware: request id, latency, status, in-flight count, one log line.
 
@@ -143,7 +188,7 @@ class Telemetry:
         client = headers.get(CLIENT_HEADER.encode(), b"").decode(errors="replace")
         client = client if client in CLIENTS else "api"
         extra: dict = {}
-        scope.setdefault("state", {})["log"] = extra
+        scope.setdefault("state", {}).update(log=extra, client=client)
         status, recorded = 500, False
         started = time.perf_counter()
 

@@ -8,7 +8,7 @@ stops the stack and deletes its state). `python -m app.stack up|down|status|rese
 is the command line (`__main__.py`).
 """
 
-from app.config import admin_token, grafana_password, kept_secret
+from app.credentials import admin_token, grafana_password, kept_secret
 from app.stack.control import (
     StackError,
     down,

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.config import REPO_ROOT, Settings, admin_token, grafana_password
+from app.config import REPO_ROOT, Settings
+from app.credentials import admin_token, grafana_password
 
 COMPOSE = REPO_ROOT / "compose"
 

@@ -303,6 +303,44 @@ def model_service() -> dashboard.Dashboard:
         .color_mode(common.BigValueColorMode.NONE)
         .span(4)
         .height(8),
+        # Are the answers still right? Only labels from the field (POST /feedback) can say.
+        timeseries_panel(
+            "Live accuracy and drift",
+            "Share of the served model's last labelled predictions it got right (labels sent to "
+            "POST /feedback), against its threshold (dashed), beside the input drift score. "
+            "Drift is not degradation: inputs can drift while the answers stay right. Bad: "
+            "accuracy under the line, where the ModelDegraded alert fires. Empty: too few labels.",
+            units.NoUnit,
+            query("api_live_accuracy", "live accuracy"),
+            query("api_live_accuracy_threshold", "accuracy threshold"),
+            query("api_input_drift_score", "drift score"),
+        )
+        .override_by_query("B", REFERENCE_LINE)
+        .min(0)
+        .max(1)
+        .span(10)
+        .height(8),
+        counts_panel(
+            "Labels from the field",
+            "Labels received on POST /feedback: correct (the model had predicted that digit) or "
+            "wrong. Bad: a run of wrong ones.",
+            "api_feedback_labels_total",
+            by="outcome",
+            bad="wrong",
+            axis="labels",
+        )
+        .span(10)
+        .height(8),
+        stat_panel(
+            "Labels counted",
+            "How many labelled predictions the live accuracy is computed on (the last "
+            "monitoring.live_window of the served model). Below monitoring.live_min_labels "
+            "(params.yaml) the accuracy is empty, not zero.",
+            query("api_live_labels"),
+        )
+        .color_mode(common.BigValueColorMode.NONE)
+        .span(4)
+        .height(8),
         # The loop: retrains the watcher (or `make retrain`) ran, and what the gate decided.
         counts_panel(
             "Retrains",
@@ -347,7 +385,8 @@ def model_service() -> dashboard.Dashboard:
         dashboard.Dashboard("Model service")
         .uid("model-service")
         .description(
-            "The model API: traffic, errors, latency, predictions, model, drift and retrains."
+            "The model API: traffic, errors, latency, predictions, model, drift, labels from the "
+            "field and retrains."
         )
         .tags(["mlops-workbook"])
         .refresh("5s")

@@ -139,12 +139,16 @@ def traffic(monitored, params):
     Returns the drift score Prometheus recorded for each, and how long the alert took.
     """
     api = httpx.Client(base_url=monitored.api_url, timeout=10)
-    val_x, _ = load_split(monitored.data_dir / "val")
-    rng = np.random.default_rng(1)
-    for index, row in enumerate(val_x[rng.permutation(len(val_x))[:250]]):
+    val_x, val_y = load_split(monitored.data_dir / "val")
+    order = np.random.default_rng(1).permutation(len(val_x))[:250]
+    for index, (row, truth) in enumerate(zip(val_x[order], val_y[order], strict=True)):
         playground = {"X-Client": "playground"} if index % 10 == 0 else {}  # as the page marks it
         answer = api.post("/predict", json={"instances": [row.tolist()]}, headers=playground)
         assert answer.status_code == 200
+        # ... and each labelled from the field with its true digit, as a reviewer would.
+        (made,) = answer.json()["predictions"]
+        label = {"prediction_id": made["id"], "digit": int(truth)}
+        assert api.post("/feedback", json=label, headers=playground).status_code == 201
     for bad in ({"instances": [[1.0] * 3]}, {"wrong": 1}):  # some 4xx on the charts too
         assert api.post("/predict", json=bad).status_code == 422
     calm = wait_for(
@@ -199,6 +203,16 @@ def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(tr
         return 'retrain_alerts_received_total{alertname="InputDrift",status="firing"}' in metrics
 
     assert wait_for(at_the_retrainer, 30, what="the retraining watcher to receive the alert")
+
+
+def test_labels_from_the_field_give_a_live_accuracy_and_no_degradation(traffic, monitored):
+    accuracy = wait_for(
+        lambda: value(monitored, "api_live_accuracy >= 0"), 20, what="a live accuracy"
+    )
+    assert accuracy >= value(monitored, "api_live_accuracy_threshold") + 0.1, accuracy
+    assert value(monitored, "api_live_labels") == 200  # the window: the last 200 labels
+    assert not firing(monitored, "ModelDegraded", state="pending")
+    assert not firing(monitored, "ModelDegraded")
 
 
 @pytest.mark.parametrize("title, promql", dashboard_queries())

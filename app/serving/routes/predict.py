@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,8 @@ from fastapi import APIRouter, HTTPException, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 
 from app.data.images import image_to_features
-from app.serving.deps import JsonDep, MetricsDep, ModelDep, SettingsDep
+from app.feedback import FeedbackStore, utcnow
+from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, ModelDep, SettingsDep
 from app.serving.model_store import ServedModel
 from app.serving.schemas import (
     ImagePredictResponse,
@@ -31,21 +33,48 @@ IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
 
 def predict_rows(
-    features: np.ndarray, model: ServedModel, metrics: Metrics, request: Request
+    features: np.ndarray,
+    model: ServedModel,
+    metrics: Metrics,
+    feedback: FeedbackStore,
+    request: Request,
 ) -> PredictResponse:
-    """Run the model on n x 64 rows; count and log what it predicted (never the pixels)."""
+    """Run the model on n x 64 rows; count, log (never the pixels) and store what it predicted,
+    each prediction under an id that a label from the field can name later."""
     probabilities = model.classifier.predict_proba(features)
     digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    batch = uuid.uuid4().hex  # prediction i of this request is `<batch>-<i>`
+    ids = [f"{batch}-{i}" for i in range(len(digits))]
     for digit, confidence in zip(digits, confidences, strict=True):
         metrics.predictions.labels(str(digit)).inc()
         metrics.confidence.observe(float(confidence))
     if model.drift:  # a copy into the window; the scores are computed when Prometheus scrapes
         model.drift.window.add(features, digits, confidences)
-    request.scope["state"]["log"].update(model_version=model.version, digits=digits.tolist())
+    made_at, client = utcnow(), request.scope["state"]["client"]
+    feedback.record(
+        [
+            {
+                "id": prediction_id,
+                "made_at": made_at,
+                "model_name": model.name,
+                "model_version": model.version,
+                "client": client,
+                "digit": int(digit),
+                "confidence": float(confidence),
+                "pixels": row.tolist(),
+            }
+            for prediction_id, digit, confidence, row in zip(
+                ids, digits, confidences, features, strict=True
+            )
+        ]
+    )
+    request.scope["state"]["log"].update(
+        model_version=model.version, digits=digits.tolist(), prediction_batch=batch
+    )
     return PredictResponse(
         predictions=[
-            Prediction(digit=int(digit), probabilities=row.astype(float).round(6).tolist())
-            for digit, row in zip(digits, probabilities, strict=True)
+            Prediction(id=i, digit=int(digit), probabilities=row.astype(float).round(6).tolist())
+            for i, digit, row in zip(ids, digits, probabilities, strict=True)
         ],
         model=ModelRef(name=model.name, version=model.version, run_id=model.run_id),
     )
@@ -57,6 +86,7 @@ async def predict(
     model: ModelDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    feedback: FeedbackDep,
     request: Request,
 ) -> PredictResponse:
     """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16).
@@ -69,7 +99,7 @@ async def predict(
             422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
         )
     features = np.asarray(body.instances, dtype=np.float32)
-    return predict_rows(features, model, metrics, request)
+    return predict_rows(features, model, metrics, feedback, request)
 
 
 @router.post("/predict/image", responses=ERRORS)
@@ -78,6 +108,7 @@ async def predict_image(
     model: ModelDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    feedback: FeedbackDep,
     request: Request,
 ) -> ImagePredictResponse:
     """Predict the digit in an uploaded PNG or JPEG photo or drawing of one digit, any size."""
@@ -103,5 +134,5 @@ async def predict_image(
         raise HTTPException(422, f"not a readable PNG or JPEG image: {error}") from None
     except ValueError as error:  # no ink: nothing to classify
         raise HTTPException(422, str(error)) from None
-    answer = predict_rows(features.reshape(1, -1), model, metrics, request)
+    answer = predict_rows(features.reshape(1, -1), model, metrics, feedback, request)
     return ImagePredictResponse(**answer.model_dump(), pixels=features.tolist())

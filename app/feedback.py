@@ -1,0 +1,252 @@
+"""Labels from the field: every prediction the API makes, kept so a later label can join it.
+
+The API stores each prediction under its id (the 64 inputs, the digit, the model version, the
+client mark); `POST /feedback` adds the true digit. A real database through SQLAlchemy Core, the
+same code on SQLite (a file in the stack's state folder, the default) and PostgreSQL
+(compose/scale.yml, where replicas share it). Predictions leave the request path: `record`
+queues them and one writer thread inserts them in batches; `flush` writes what is queued at
+once (a label for a prediction still queued, and the API's shutdown, call it).
+
+Unlabelled predictions are kept for `keep_hours` and at most `max_unlabelled` of them; a label
+makes a prediction field data, kept until a data version takes it (`app.data field`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
+
+log = logging.getLogger("app.feedback")
+FLUSH_SECONDS = 0.5  # the writer's batch interval: what a crash (not a restart) could lose
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without a zone: how both databases store a timestamp here."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+metadata = MetaData()
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(40), primary_key=True),  # `<request batch>-<row>`
+    Column("made_at", DateTime, nullable=False, index=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(20), nullable=False),
+    Column("client", String(20), nullable=False),
+    Column("digit", SmallInteger, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("pixels", JSON, nullable=False),  # the 64 inputs on the 0..16 scale, row by row
+)
+labels = Table(
+    "labels",
+    metadata,
+    Column("prediction_id", ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True),
+    Column("digit", SmallInteger, nullable=False),
+    Column("labelled_at", DateTime, nullable=False),
+    Column("client", String(20), nullable=False),
+)
+Index("labels_by_time", labels.c.labelled_at)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """What a label did: `created` False when the same label was already there."""
+
+    prediction_id: str
+    digit: int
+    predicted: int
+    model_version: str
+    client: str
+    created: bool
+
+    @property
+    def correct(self) -> bool:
+        """The model predicted the digit the label says."""
+        return self.digit == self.predicted
+
+
+class UnknownPrediction(LookupError):
+    """No stored prediction has this id: never made, or older than the store keeps."""
+
+
+class AlreadyLabelled(ValueError):
+    """The prediction has another label: a label is final."""
+
+    def __init__(self, prediction_id: str, digit: int):
+        super().__init__(
+            f"prediction {prediction_id} is already labelled {digit}: a label is final, the "
+            "first one counts (a second, different answer would make its accuracy depend on "
+            "who clicked last)"
+        )
+        self.digit = digit
+
+
+def database_url(state_dir: Path) -> str:
+    """The default store: a SQLite file in the stack's state folder."""
+    return f"sqlite:///{state_dir / 'feedback.db'}"
+
+
+def connect(url: str) -> Engine:
+    """An engine on the store, its tables created if missing. SQLite runs in WAL mode: readers
+    never wait for the writer, and a commit need not reach the disk before the API goes on."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        Path(engine.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+    metadata.create_all(engine)
+    return engine
+
+
+class FeedbackStore:
+    """Predictions and their labels in one database; thread-safe."""
+
+    def __init__(self, url: str, keep_hours: float, max_unlabelled: int):
+        self.engine = connect(url)
+        self.keep = timedelta(hours=keep_hours)
+        self.max_unlabelled = max_unlabelled
+        self._queue: queue.SimpleQueue[dict] = queue.SimpleQueue()
+        self._writing = threading.Lock()
+        self._closed = threading.Event()
+        self._writer = threading.Thread(target=self._write_forever, name="feedback", daemon=True)
+        self._writer.start()
+
+    def record(self, rows: list[dict]) -> None:
+        """Queue predictions (dicts of the `predictions` columns); the writer stores them."""
+        for row in rows:
+            self._queue.put(row)
+
+    def flush(self) -> int:
+        """Write every queued prediction now; how many."""
+        with self._writing:
+            rows = []
+            while True:
+                try:
+                    row = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                rows.append(row)
+            if rows:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(predictions), rows)
+            return len(rows)
+
+    def _write_forever(self) -> None:
+        pruned_at = utcnow()
+        while not self._closed.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+                if utcnow() - pruned_at > timedelta(minutes=1):
+                    self.prune()
+                    pruned_at = utcnow()
+            except Exception as error:  # noqa: BLE001 (a database hiccup must not end the writer)
+                log.warning("storing predictions failed", extra={"error": str(error)})
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer (the API's shutdown)."""
+        self._closed.set()
+        self._writer.join(timeout=10)
+        self.flush()
+        self.engine.dispose()
+
+    def label(self, prediction_id: str, digit: int, client: str) -> Labelled:
+        """Store the true digit of a prediction. UnknownPrediction, or AlreadyLabelled when it
+        has another label; the same label twice is stored once (`created` False)."""
+        found = self._prediction(prediction_id)
+        if found is None and self.flush():  # still queued? then it is in the database now
+            found = self._prediction(prediction_id)
+        if found is None:
+            raise UnknownPrediction(prediction_id)
+        predicted, version, given = found
+        if given is not None and given != digit:
+            raise AlreadyLabelled(prediction_id, given)
+        if given is None:
+            row = {
+                "prediction_id": prediction_id,
+                "digit": digit,
+                "labelled_at": utcnow(),
+                "client": client,
+            }
+            with self.engine.begin() as connection:
+                connection.execute(insert(labels), row)
+        return Labelled(prediction_id, digit, predicted, version, client, given is None)
+
+    def _prediction(self, prediction_id: str) -> tuple[int, str, int | None] | None:
+        query = (
+            select(predictions.c.digit, predictions.c.model_version, labels.c.digit)
+            .outerjoin(labels, labels.c.prediction_id == predictions.c.id)
+            .where(predictions.c.id == prediction_id)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def live_accuracy(self, name: str, version: str, last: int, minimum: int) -> tuple[int, float]:
+        """Over the last `last` labelled predictions of a model version: how many there are, and
+        the share the model got right (NaN below `minimum`: a few clicks are not an accuracy)."""
+        recent = (
+            select(case((labels.c.digit == predictions.c.digit, 1), else_=0).label("right"))
+            .join(predictions, labels.c.prediction_id == predictions.c.id)
+            .where(predictions.c.model_name == name, predictions.c.model_version == version)
+            .order_by(labels.c.labelled_at.desc())
+            .limit(last)
+            .subquery()
+        )
+        query = select(func.count(), func.sum(recent.c.right)).select_from(recent)
+        with self.engine.connect() as connection:
+            count, right = connection.execute(query).one()
+        return count, math.nan if count < minimum else (right or 0) / count
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete unlabelled predictions past `keep`, then the oldest beyond `max_unlabelled`."""
+        now = now or utcnow()
+        unlabelled = ~predictions.c.id.in_(select(labels.c.prediction_id))
+        with self.engine.begin() as connection:
+            old = connection.execute(
+                delete(predictions).where(unlabelled, predictions.c.made_at < now - self.keep)
+            ).rowcount
+            newest_kept = (
+                select(predictions.c.made_at)
+                .where(unlabelled)
+                .order_by(predictions.c.made_at.desc())
+                .offset(self.max_unlabelled)
+                .limit(1)
+                .scalar_subquery()
+            )
+            many = connection.execute(
+                delete(predictions).where(unlabelled, predictions.c.made_at <= newest_kept)
+            ).rowcount
+        return old + many

@@ -1,0 +1,67 @@
+"""POST /feedback: the digit a prediction really was, from the field (a user, a reviewer)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.feedback import AlreadyLabelled, UnknownPrediction
+from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, SettingsDep
+from app.serving.schemas import FeedbackRequest, FeedbackResponse, Problem
+
+router = APIRouter(tags=["feedback"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"model": FeedbackResponse, "description": "This label was stored already: no change"},
+    **{status: {"model": Problem} for status in (404, 409, 413, 415, 422, 503)},
+}
+
+
+@router.post("/feedback", dependencies=[JsonDep], status_code=201, responses=ERRORS)
+async def feedback(
+    body: FeedbackRequest,
+    store: FeedbackDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    request: Request,
+    response: Response,
+) -> FeedbackResponse:
+    """Label a prediction with the digit it really was: its `id` from `/predict`'s answer.
+
+    A label is final: the same label again changes nothing (200), another digit is refused
+    (409). An id the API does not hold (never made, or unlabelled for longer than it keeps
+    predictions) is a 404.
+    """
+    client = request.scope["state"]["client"]
+    try:
+        labelled = await asyncio.to_thread(store.label, body.prediction_id, body.digit, client)
+    except UnknownPrediction:
+        raise HTTPException(
+            404,
+            f"no prediction {body.prediction_id} here: never made, or unlabelled for longer "
+            f"than the {settings.feedback_keep_hours:g} hours the API keeps predictions",
+        ) from None
+    except AlreadyLabelled as error:
+        raise HTTPException(409, str(error)) from None
+    except SQLAlchemyError as error:
+        raise HTTPException(
+            503, f"the feedback store is unavailable: {type(error).__name__}"
+        ) from None
+    if labelled.created:
+        outcome = "correct" if labelled.correct else "wrong"
+        metrics.feedback.labels(labelled.model_version, client, outcome).inc()
+    else:
+        response.status_code = 200
+    request.scope["state"]["log"].update(
+        prediction_id=labelled.prediction_id, label=labelled.digit, correct=labelled.correct
+    )
+    return FeedbackResponse(
+        prediction_id=labelled.prediction_id,
+        digit=labelled.digit,
+        predicted=labelled.predicted,
+        correct=labelled.correct,
+        model_version=labelled.model_version,
+        created=labelled.created,
+    )
