@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     )  # torch threads per request: 1 is fastest for one digit
     # The retraining watcher checks git HEAD's data.dvc this often (an alert checks at once).
     retrain_poll_seconds: float = Field(default=10.0, gt=0)
-    # The API's predictions and labels (app/feedback.py): unset, a SQLite file in state_dir.
+    # The API's predictions and labels (app/feedback.py): unset, a SQLite file in state_dir;
+    # feedback_store false keeps no input at all (and POST /feedback answers 503).
+    feedback_store: bool = True
     feedback_database_url: str | None = None
     feedback_keep_hours: float = Field(default=168.0, gt=0)  # unlabelled predictions: a week
     feedback_max_unlabelled: int = Field(default=100_000, gt=0)  # ... and at most this many

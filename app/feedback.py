@@ -4,8 +4,9 @@ The API stores each prediction under its id (the 64 inputs, the digit, the model
 client mark); `POST /feedback` adds the true digit. A real database through SQLAlchemy Core, the
 same code on SQLite (a file in the stack's state folder, the default) and PostgreSQL
 (compose/scale.yml, where replicas share it). Predictions leave the request path: `record`
-queues them and one writer thread inserts them in batches; `flush` writes what is queued at
-once (a label for a prediction still queued, and the API's shutdown, call it).
+queues a request's arrays as they are and one writer thread turns them into rows and inserts
+them in batches; `flush` writes what is queued at once (a label for a prediction still queued,
+and the API's shutdown, call it). The inputs are stored as 64 float32 (`pixels_of` reads them).
 
 Unlabelled predictions are kept for `keep_hours` and at most `max_unlabelled` of them; a label
 makes a prediction field data, kept until a data version takes it (`app.data field`).
@@ -21,14 +22,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import (
-    JSON,
     Column,
     DateTime,
     Engine,
     Float,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -43,7 +45,7 @@ from sqlalchemy import (
 )
 
 log = logging.getLogger("app.feedback")
-FLUSH_SECONDS = 0.5  # the writer's batch interval: what a crash (not a restart) could lose
+FLUSH_SECONDS = 0.25  # the writer's batch interval: what a crash (not a restart) could lose
 
 
 def utcnow() -> datetime:
@@ -62,7 +64,7 @@ predictions = Table(
     Column("client", String(20), nullable=False),
     Column("digit", SmallInteger, nullable=False),
     Column("confidence", Float, nullable=False),
-    Column("pixels", JSON, nullable=False),  # the 64 inputs on the 0..16 scale, row by row
+    Column("pixels", LargeBinary, nullable=False),  # 64 float32, little-endian: `pixels_of`
 )
 labels = Table(
     "labels",
@@ -73,6 +75,47 @@ labels = Table(
     Column("client", String(20), nullable=False),
 )
 Index("labels_by_time", labels.c.labelled_at)
+
+
+PIXELS = np.dtype("<f4")
+
+
+def pixels_of(stored: bytes) -> np.ndarray:
+    """The 64 inputs of a stored prediction, on the 0..16 scale."""
+    return np.frombuffer(stored, dtype=PIXELS)
+
+
+@dataclass(frozen=True)
+class Made:
+    """One request's predictions as the API made them: arrays, so the request path does no
+    per-row work. Prediction i is `<batch>-<i>`."""
+
+    batch: str
+    made_at: datetime
+    model_name: str
+    model_version: str
+    client: str
+    digits: np.ndarray
+    confidences: np.ndarray
+    features: np.ndarray  # n x 64
+
+    def ids(self) -> list[str]:
+        """The predictions' ids, in row order."""
+        return [f"{self.batch}-{i}" for i in range(len(self.digits))]
+
+    def rows(self) -> list[dict]:
+        """The `predictions` rows."""
+        pixels = self.features.astype(PIXELS)
+        common = {
+            "made_at": self.made_at,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "client": self.client,
+        }
+        return [
+            common | {"id": i, "digit": int(d), "confidence": float(c), "pixels": p.tobytes()}
+            for i, d, c, p in zip(self.ids(), self.digits, self.confidences, pixels, strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -138,16 +181,15 @@ class FeedbackStore:
         self.engine = connect(url)
         self.keep = timedelta(hours=keep_hours)
         self.max_unlabelled = max_unlabelled
-        self._queue: queue.SimpleQueue[dict] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Made] = queue.SimpleQueue()
         self._writing = threading.Lock()
         self._closed = threading.Event()
         self._writer = threading.Thread(target=self._write_forever, name="feedback", daemon=True)
         self._writer.start()
 
-    def record(self, rows: list[dict]) -> None:
-        """Queue predictions (dicts of the `predictions` columns); the writer stores them."""
-        for row in rows:
-            self._queue.put(row)
+    def record(self, made: Made) -> None:
+        """Queue a request's predictions; the writer stores them."""
+        self._queue.put(made)
 
     def flush(self) -> int:
         """Write every queued prediction now; how many."""
@@ -155,10 +197,9 @@ class FeedbackStore:
             rows = []
             while True:
                 try:
-                    row = self._queue.get_nowait()
+                    rows += self._queue.get_nowait().rows()
                 except queue.Empty:
                     break
-                rows.append(row)
             if rows:
                 with self.engine.begin() as connection:
                     connection.execute(insert(predictions), rows)
@@ -186,7 +227,8 @@ class FeedbackStore:
         """Store the true digit of a prediction. UnknownPrediction, or AlreadyLabelled when it
         has another label; the same label twice is stored once (`created` False)."""
         found = self._prediction(prediction_id)
-        if found is None and self.flush():  # still queued? then it is in the database now
+        if found is None:  # still queued, or being written by the writer: in the database after
+            self.flush()
             found = self._prediction(prediction_id)
         if found is None:
             raise UnknownPrediction(prediction_id)
@@ -238,15 +280,13 @@ class FeedbackStore:
             old = connection.execute(
                 delete(predictions).where(unlabelled, predictions.c.made_at < now - self.keep)
             ).rowcount
-            newest_kept = (
-                select(predictions.c.made_at)
+            newest = (
+                select(predictions.c.id)
                 .where(unlabelled)
-                .order_by(predictions.c.made_at.desc())
-                .offset(self.max_unlabelled)
-                .limit(1)
-                .scalar_subquery()
+                .order_by(predictions.c.made_at.desc(), predictions.c.id.desc())
+                .limit(self.max_unlabelled)
             )
             many = connection.execute(
-                delete(predictions).where(unlabelled, predictions.c.made_at <= newest_kept)
+                delete(predictions).where(unlabelled, predictions.c.id.not_in(newest))
             ).rowcount
         return old + many

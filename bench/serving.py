@@ -1,11 +1,12 @@
 """`make bench`: this API against `mlflow models serve`, same model, payload and load.
 
 Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports),
-trains and promotes the CNN, serves that one model version twice, one worker each, and
-loads both with wrk: one instance per request, the same connections and duration.
-Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is installed,
-it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
-part of what is measured.
+trains and promotes the CNN, serves that one model version three times, one worker each: this
+API, this API keeping no predictions for labels (`feedback_store` off: what storing costs), and
+`mlflow models serve`; loads each with wrk: one instance per request, the same connections and
+duration. Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is
+installed, it scrapes this API every 5 s during the run, as in the stack: the drift scores it
+triggers are part of what is measured.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.data import load_split
 from app.training import setup_mlflow, train_and_log
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+UNSTORED = "this API, keeping no predictions"
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
@@ -82,6 +84,15 @@ def main() -> int:
             stack.service(settings, name) for name in ("mlflow", "api", "prometheus")
         )
         scraped = prometheus.command is not None
+        # The same API keeping no predictions: its own state folder (pid file, log) and port.
+        unstored_settings = settings.model_copy(
+            update={
+                "state_dir": Path(state) / "unstored",
+                "api_port": stack.free_port(),
+                "feedback_store": False,
+            }
+        )
+        unstored = stack.service(unstored_settings, "api")
         serve_port = stack.free_port()
         mlflow_serve = stack.Service(
             name="mlflow-serve",
@@ -115,6 +126,7 @@ def main() -> int:
             version = registry.register_challenger(settings, logged.model_uri).version
             registry.gate(settings, params, version)
             stack.start(settings, api_service)
+            stack.start(unstored_settings, unstored)
             if scraped:
                 stack.start(settings, prometheus)
             stack.start(settings, mlflow_serve)
@@ -124,10 +136,12 @@ def main() -> int:
             for name, url, body in [
                 ("this API (FastAPI + uvicorn)", api, {"instances": [row]}),
                 ("mlflow models serve", mlflow_serve.url, {"inputs": [row]}),
+                (UNSTORED, f"{unstored_settings.api_url}/predict", {"instances": [row]}),
             ]:
                 wrk(url, body, args.connections, 3)  # warm-up, not counted
                 results[name] = wrk(url, body, args.connections, args.seconds)
         finally:
+            stack.stop(unstored_settings, unstored)
             for service in (mlflow_serve, prometheus, api_service, mlflow_service):
                 stack.stop(settings, service)
     print(
@@ -138,15 +152,19 @@ def main() -> int:
         "this API scraped by Prometheus every 5 s: "
         + ("yes\n" if scraped else "no (not installed)\n")
     )
-    print(f"| {'server':<30} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
-    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
+    print(f"| {'server':<34} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
+    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
     for name, r in results.items():
-        print(f"| {name:<30} | {r['rps']:>8.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} |")
-    ours, theirs = results.values()
-    print(
-        f"| {'ratio (this API / mlflow)':<30} | {ours['rps'] / theirs['rps']:>7.1f}x | "
-        f"{ours['p50'] / theirs['p50']:>6.2f}x | {ours['p99'] / theirs['p99']:>6.2f}x |"
-    )
+        print(f"| {name:<34} | {r['rps']:>8.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} |")
+    ours, theirs, unstored_result = results.values()
+    for label, a, b in [
+        ("ratio (this API / mlflow)", ours, theirs),
+        ("storing predictions (with/without)", ours, unstored_result),
+    ]:
+        print(
+            f"| {label:<34} | {a['rps'] / b['rps']:>7.2f}x | "
+            f"{a['p50'] / b['p50']:>6.2f}x | {a['p99'] / b['p99']:>6.2f}x |"
+        )
     return 0
 
 

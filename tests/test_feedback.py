@@ -10,29 +10,44 @@ import math
 import re
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from app.data import load_split
-from app.feedback import AlreadyLabelled, FeedbackStore, UnknownPrediction, labels, predictions
+from app.feedback import (
+    AlreadyLabelled,
+    FeedbackStore,
+    Made,
+    UnknownPrediction,
+    labels,
+    pixels_of,
+    predictions,
+)
 from app.feedback import utcnow as now
 from app.serving.app import create_app
 from tests.helpers import champion_of, isolated
 
 
-def prediction(prediction_id: str, digit: int, version: str = "1", **columns) -> dict:
-    return {
-        "id": prediction_id,
-        "made_at": now(),
-        "model_name": "digits",
-        "model_version": version,
-        "client": "api",
-        "digit": digit,
-        "confidence": 0.9,
-        "pixels": [0.0] * 64,
-    } | columns
+def made(batch: str, digits: list[int], version: str = "1", **fields) -> Made:
+    """A request's predictions, as the API queues them: ids `<batch * 32>-<row>`."""
+    n = len(digits)
+    pixels = np.arange(n * 64, dtype=np.float32).reshape(n, 64) % 17
+    return Made(
+        **{
+            "batch": batch * 32,
+            "made_at": now(),
+            "model_name": "digits",
+            "model_version": version,
+            "client": "api",
+            "digits": np.array(digits),
+            "confidences": np.full(n, 0.9),
+            "features": pixels,
+        }
+        | fields
+    )
 
 
 def ids(n: int, batch: str = "a") -> list[str]:
@@ -47,7 +62,7 @@ def store(tmp_path):
 
 
 def test_a_label_joins_its_prediction_once(store):
-    store.record([prediction(ids(1)[0], 3)])  # queued: label() writes it first
+    store.record(made("a", [3]))  # queued: label() writes it first
     first = store.label(ids(1)[0], 3, "playground")
     assert (first.created, first.correct, first.predicted, first.model_version) == (
         True,
@@ -65,13 +80,14 @@ def test_a_label_joins_its_prediction_once(store):
         assert connection.execute(select(labels.c.digit, labels.c.client)).all() == [
             (3, "playground")
         ]
+        (pixels,) = connection.execute(select(predictions.c.pixels)).scalars()
+    assert np.array_equal(pixels_of(pixels), made("a", [3]).features[0])
 
 
 def test_live_accuracy_counts_the_last_labels_of_one_version(store):
-    made = ids(30)
-    store.record([prediction(i, 1) for i in made])
-    store.record([prediction(i, 1, version="2") for i in ids(5, "b")])
-    for n, prediction_id in enumerate(made):
+    store.record(made("a", [1] * 30))
+    store.record(made("b", [1] * 5, version="2"))
+    for n, prediction_id in enumerate(ids(30)):
         store.label(prediction_id, 1 if n < 10 else 7, "api")  # 10 right, then 20 wrong
     for prediction_id in ids(5, "b"):
         store.label(prediction_id, 1, "api")
@@ -86,8 +102,8 @@ def test_live_accuracy_counts_the_last_labels_of_one_version(store):
 def test_pruning_keeps_labels_and_bounds_the_unlabelled(tmp_path):
     store = FeedbackStore(f"sqlite:///{tmp_path / 'f.db'}", keep_hours=1, max_unlabelled=3)
     old = now() - timedelta(hours=2)
-    store.record([prediction(i, 2, made_at=old) for i in ids(4, "c")])
-    store.record([prediction(i, 2) for i in ids(5, "d")])
+    store.record(made("c", [2] * 4, made_at=old))
+    store.record(made("d", [2] * 5))
     store.flush()
     store.label(ids(4, "c")[0], 2, "api")  # old, but labelled: field data, kept
     assert store.prune() == 3 + 2  # the other old ones, then the oldest beyond three
@@ -232,3 +248,14 @@ def test_a_restart_loses_no_prediction_and_no_label(served, val):
         assert again.status_code == 200 and again.json()["created"] is False
         later = client.post("/feedback", json={"prediction_id": made[4]["id"], "digit": 4})
         assert later.status_code == 201, later.text
+
+
+def test_an_api_keeping_no_predictions_says_so(served, val, tmp_path):
+    off = served.model_copy(
+        update={"feedback_store": False, "feedback_database_url": f"sqlite:///{tmp_path / 'f.db'}"}
+    )
+    with TestClient(create_app(off)) as client:
+        (made,) = predict(client, val[0][:1])
+        answer = client.post("/feedback", json={"prediction_id": made["id"], "digit": 1})
+        assert answer.status_code == 503 and "keeps no predictions" in answer.json()["error"]
+    assert not (tmp_path / "f.db").exists()

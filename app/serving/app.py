@@ -39,10 +39,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for variable, value in ((MLFLOW_HTTP_REQUEST_MAX_RETRIES, 0), (MLFLOW_HTTP_REQUEST_TIMEOUT, 5)):
         if not variable.is_set():
             variable.set(value)
-    feedback = app.state.feedback = FeedbackStore(
-        settings.feedback_database_url or database_url(settings.state_dir),
-        settings.feedback_keep_hours,
-        settings.feedback_max_unlabelled,
+    feedback = app.state.feedback = (
+        FeedbackStore(
+            settings.feedback_database_url or database_url(settings.state_dir),
+            settings.feedback_keep_hours,
+            settings.feedback_max_unlabelled,
+        )
+        if settings.feedback_store
+        else None
     )
     store: ModelStore = app.state.store
     await store.refresh()
@@ -53,7 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poller.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await poller
-    await asyncio.to_thread(feedback.close)  # what is queued is written: a restart loses none
+    if feedback:
+        await asyncio.to_thread(feedback.close)  # what is queued is written: a restart loses none
 
 
 async def problem(request: Request, error: Exception) -> JSONResponse:

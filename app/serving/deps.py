@@ -33,8 +33,8 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-async def get_feedback(request: Request) -> FeedbackStore:
-    """The store of predictions and labels."""
+async def get_feedback(request: Request) -> FeedbackStore | None:
+    """The store of predictions and labels; None when the API keeps none (feedback_store)."""
     return request.app.state.feedback
 
 
@@ -76,7 +76,7 @@ async def require_json(content_type: Annotated[str | None, Header()] = None) -> 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-FeedbackDep = Annotated[FeedbackStore, Depends(get_feedback)]
+FeedbackDep = Annotated[FeedbackStore | None, Depends(get_feedback)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
 AdminDep = Depends(require_admin)
 JsonDep = Depends(require_json)

@@ -35,6 +35,8 @@ async def feedback(
     predictions) is a 404.
     """
     client = request.scope["state"]["client"]
+    if store is None:
+        raise HTTPException(503, "this API keeps no predictions (WORKBOOK_FEEDBACK_STORE=false)")
     try:
         labelled = await asyncio.to_thread(store.label, body.prediction_id, body.digit, client)
     except UnknownPrediction:

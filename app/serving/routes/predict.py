@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 
 from app.data.images import image_to_features
-from app.feedback import FeedbackStore, utcnow
+from app.feedback import FeedbackStore, Made, utcnow
 from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, ModelDep, SettingsDep
 from app.serving.model_store import ServedModel
 from app.serving.schemas import (
@@ -36,45 +36,37 @@ def predict_rows(
     features: np.ndarray,
     model: ServedModel,
     metrics: Metrics,
-    feedback: FeedbackStore,
+    feedback: FeedbackStore | None,
     request: Request,
 ) -> PredictResponse:
     """Run the model on n x 64 rows; count, log (never the pixels) and store what it predicted,
-    each prediction under an id that a label from the field can name later."""
+    each prediction under an id that a label from the field can name later (no store: not kept)."""
     probabilities = model.classifier.predict_proba(features)
     digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
-    batch = uuid.uuid4().hex  # prediction i of this request is `<batch>-<i>`
-    ids = [f"{batch}-{i}" for i in range(len(digits))]
     for digit, confidence in zip(digits, confidences, strict=True):
         metrics.predictions.labels(str(digit)).inc()
         metrics.confidence.observe(float(confidence))
     if model.drift:  # a copy into the window; the scores are computed when Prometheus scrapes
         model.drift.window.add(features, digits, confidences)
-    made_at, client = utcnow(), request.scope["state"]["client"]
-    feedback.record(
-        [
-            {
-                "id": prediction_id,
-                "made_at": made_at,
-                "model_name": model.name,
-                "model_version": model.version,
-                "client": client,
-                "digit": int(digit),
-                "confidence": float(confidence),
-                "pixels": row.tolist(),
-            }
-            for prediction_id, digit, confidence, row in zip(
-                ids, digits, confidences, features, strict=True
-            )
-        ]
+    made = Made(
+        uuid.uuid4().hex,
+        utcnow(),
+        model.name,
+        model.version,
+        request.scope["state"]["client"],
+        digits,
+        confidences,
+        features,
     )
+    if feedback:
+        feedback.record(made)
     request.scope["state"]["log"].update(
-        model_version=model.version, digits=digits.tolist(), prediction_batch=batch
+        model_version=model.version, digits=digits.tolist(), prediction_batch=made.batch
     )
     return PredictResponse(
         predictions=[
             Prediction(id=i, digit=int(digit), probabilities=row.astype(float).round(6).tolist())
-            for i, digit, row in zip(ids, digits, probabilities, strict=True)
+            for i, digit, row in zip(made.ids(), digits, probabilities, strict=True)
         ],
         model=ModelRef(name=model.name, version=model.version, run_id=model.run_id),
     )
