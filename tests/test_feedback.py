@@ -22,6 +22,7 @@ from app.feedback import (
     FeedbackStore,
     Made,
     UnknownPrediction,
+    connect,
     labels,
     pixels_of,
     predictions,
@@ -31,23 +32,14 @@ from app.serving.app import create_app
 from tests.helpers import champion_of, isolated
 
 
-def made(batch: str, digits: list[int], version: str = "1", **fields) -> Made:
+def made(batch: str, digits: list[int], version: str = "1", made_at=None) -> Made:
     """A request's predictions, as the API queues them: ids `<batch * 32>-<row>`."""
     n = len(digits)
     pixels = np.arange(n * 64, dtype=np.float32).reshape(n, 64) % 17
     return Made(
-        **{
-            "batch": batch * 32,
-            "made_at": now(),
-            "model_name": "digits",
-            "model_version": version,
-            "client": "api",
-            "digits": np.array(digits),
-            "confidences": np.full(n, 0.9),
-            "features": pixels,
-        }
-        | fields
-    )
+        batch * 32, made_at or now(), "digits", version, "api",
+        np.array(digits), np.full(n, 0.9), pixels,
+    )  # fmt: skip
 
 
 def ids(n: int, batch: str = "a") -> list[str]:
@@ -145,14 +137,15 @@ def metric(client: TestClient, name: str) -> dict[str, float]:
 
 
 def stored(served) -> tuple[int, int, list]:
-    store = FeedbackStore(served.feedback_database_url, 24, 1000)
-    with store.engine.connect() as connection:
+    """What the feedback database holds: predictions and labels counted, and every label."""
+    engine = connect(served.feedback_database_url)
+    with engine.connect() as connection:
         counts = (
             connection.execute(select(func.count()).select_from(predictions)).scalar_one(),
             connection.execute(select(func.count()).select_from(labels)).scalar_one(),
             connection.execute(select(labels).order_by(labels.c.prediction_id)).all(),
         )
-    store.close()
+    engine.dispose()
     return counts
 
 
