@@ -19,7 +19,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain bench test test-fast compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench test test-fast compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -71,6 +71,11 @@ train: stack-up
 # .github/workflows/retrain.yml runs exactly this.
 retrain: data stack-up
 	$(PY) -m app.retraining $(if $(FORCE),--force)
+
+# The labels people gave through POST /feedback (the playground's "Right?") as the next data
+# version: validated, pushed, data.dvc committed; the watcher retrains it (notebook 09).
+field-data: data stack-up
+	$(PY) -m app.data field
 
 # What this machine needs for the course, each problem with its fix (exit 1 on a blocker).
 doctor: setup

@@ -167,6 +167,12 @@ class VersionParams(BaseModel):
     include_shifted: bool = False
 
 
+class FieldParams(BaseModel):
+    """Labels from the field as a data version (`python -m app.data field`)."""
+
+    holdout: float = Field(gt=0, lt=1)  # the share kept apart as field_val/, by input hash
+
+
 class DataParams(BaseModel):
     """The data versions and how each is built (params.yaml `data`)."""
 
@@ -177,6 +183,7 @@ class DataParams(BaseModel):
     shifted_train: ShiftParams
     # Its labelled shifted evaluation set: val digits, drawn apart from the drift batches.
     shifted_val: ShiftParams
+    field: FieldParams  # labelled inputs from the API's feedback store
 
 
 class ValidationParams(BaseModel):
@@ -184,6 +191,7 @@ class ValidationParams(BaseModel):
 
     min_per_class_train: int = Field(ge=1)
     min_per_class_val: int = Field(ge=1)
+    min_field_val: int = Field(ge=1)  # field_val/ may lack digits nobody drew: a total minimum
 
 
 class BaselineParams(BaseModel):

@@ -42,10 +42,17 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
+from sqlalchemy.exc import IntegrityError
+
+from app.config import Settings
 
 log = logging.getLogger("app.feedback")
 FLUSH_SECONDS = 0.25  # the writer's batch interval: what a crash (not a restart) could lose
+# PostgreSQL's advisory lock that replicas starting together take to create the tables one at a
+# time: a number the database's other users do not take ("feedback" as 8 bytes).
+CREATE_LOCK = int.from_bytes(b"feedback")
 
 
 def utcnow() -> datetime:
@@ -151,14 +158,15 @@ class AlreadyLabelled(ValueError):
         self.digit = digit
 
 
-def database_url(state_dir: Path) -> str:
-    """The default store: a SQLite file in the stack's state folder."""
-    return f"sqlite:///{state_dir / 'feedback.db'}"
+def database_url(settings: Settings) -> str:
+    """The store's URL: the setting, or else a SQLite file in the stack's state folder."""
+    return settings.feedback_database_url or f"sqlite:///{settings.state_dir / 'feedback.db'}"
 
 
 def connect(url: str) -> Engine:
     """An engine on the store, its tables created if missing. SQLite runs in WAL mode: readers
-    never wait for the writer, and a commit need not reach the disk before the API goes on."""
+    never wait for the writer, and a commit need not reach the disk before the API goes on.
+    On PostgreSQL, replicas that start together create the tables one after another."""
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         Path(engine.url.database or "").parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +178,12 @@ def connect(url: str) -> Engine:
                 cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
 
-    metadata.create_all(engine)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Two replicas that both find no table both CREATE it, and one fails. The lock is
+            # held until this transaction commits the tables, so the next one finds them.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CREATE_LOCK})
+        metadata.create_all(connection)
     return engine
 
 
@@ -242,8 +255,11 @@ class FeedbackStore:
                 "labelled_at": utcnow(),
                 "client": client,
             }
-            with self.engine.begin() as connection:
-                connection.execute(insert(labels), row)
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(insert(labels), row)
+            except IntegrityError:  # labelled meanwhile (another replica, a second click),
+                return self.label(prediction_id, digit, client)  # or pruned: read it again
         return Labelled(prediction_id, digit, predicted, version, client, given is None)
 
     def _prediction(self, prediction_id: str) -> tuple[int, str, int | None] | None:
@@ -290,3 +306,41 @@ class FeedbackStore:
                 delete(predictions).where(unlabelled, predictions.c.id.not_in(newest))
             ).rowcount
         return old + many
+
+
+@dataclass(frozen=True)
+class LabelledInput:
+    """A labelled prediction as data: its inputs, what the model said and what it really was."""
+
+    prediction_id: str
+    model_version: str
+    predicted: int
+    label: int
+    client: str  # who labelled it
+    labelled_at: datetime
+    pixels: np.ndarray  # 64 values, 0..16
+
+
+def labelled_inputs(
+    engine: Engine, model_name: str, after: str = "", limit: int | None = None
+) -> list[LabelledInput]:
+    """The labelled predictions of a model, by prediction id, from just after `after` (a page
+    of `limit` at most): what `python -m app.data field` makes data of."""
+    query = (
+        select(
+            predictions.c.id,
+            predictions.c.model_version,
+            predictions.c.digit,
+            labels.c.digit,
+            labels.c.client,
+            labels.c.labelled_at,
+            predictions.c.pixels,
+        )
+        .join(labels, labels.c.prediction_id == predictions.c.id)
+        .where(predictions.c.model_name == model_name, predictions.c.id > after)
+        .order_by(predictions.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [LabelledInput(*row[:6], pixels_of(row[6])) for row in rows]

@@ -5,7 +5,8 @@ stack's registry, API and Alertmanager. Before it changes anything there it note
 in `state_dir/sandboxes/<name>/ledger.json`: the registry's aliases and versions, then each
 silence it creates. Its clone and its processes live in that folder too. `undo` gives all of it
 back: the aliases as they were, the versions it registered deleted, its silences expired, its
-processes stopped, its folder removed. Whatever stops the notebook, something runs `undo`: the
+processes stopped, the predictions it had the API store (and their labels) deleted, its folder
+removed. Whatever stops the notebook, something runs `undo`: the
 notebook's last section, a failing cell, the next run's start, `make pipeline` and
 `make stack-down`.
 """
@@ -20,8 +21,11 @@ from pathlib import Path
 import httpx
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
+from app.feedback import connect, database_url, labels, predictions
 from app.processes import stop_group
 
 log = logging.getLogger("app.sandbox")
@@ -67,6 +71,11 @@ class Sandbox:
         ledger = self.ledger
         self._write(ledger | {"silences": [*ledger.get("silences", []), silence_id]})
 
+    def predicted(self, prediction_ids: list[str]) -> None:
+        """Note predictions this sandbox had the API store: `undo` deletes them, labels and all."""
+        ledger = self.ledger
+        self._write(ledger | {"predictions": [*ledger.get("predictions", []), *prediction_ids]})
+
     def undo(self) -> list[str]:
         """Give back everything noted; return what was done. When MLflow or Alertmanager cannot
         be reached, raises SandboxError and keeps the ledger, so a later `undo` finishes."""
@@ -78,7 +87,8 @@ class Sandbox:
                 done += self._restore_registry(ledger)
             for silence_id in ledger.get("silences", []):
                 done += expire_silence(self.settings, silence_id)
-        except (MlflowException, httpx.HTTPError) as error:
+            done += forget_predictions(self.settings, ledger.get("predictions", []))
+        except (MlflowException, httpx.HTTPError, SQLAlchemyError) as error:
             raise SandboxError(
                 f"sandbox {self.name}: its processes are stopped, but the registry or a silence "
                 f"could not be given back ({type(error).__name__}: {error}). With the stack up, "
@@ -142,6 +152,20 @@ def expire_silence(settings: Settings, silence_id: str) -> list[str]:
         return []
     httpx.delete(silence, timeout=10).raise_for_status()
     return [f"expired silence {silence_id}"]
+
+
+def forget_predictions(settings: Settings, prediction_ids: list[str]) -> list[str]:
+    """Delete predictions, and their labels, from the API's feedback store."""
+    if not prediction_ids:
+        return []
+    engine = connect(database_url(settings))
+    try:
+        with engine.begin() as connection:
+            for column in (labels.c.prediction_id, predictions.c.id):
+                connection.execute(delete(column.table).where(column.in_(prediction_ids)))
+    finally:
+        engine.dispose()
+    return [f"deleted its {len(prediction_ids)} predictions and their labels from the store"]
 
 
 def undo_all(settings: Settings) -> list[str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import STROKES, VARIANTS, browser_path, placed, predict_drawing
+from app.drawing import STROKES, VARIANTS, placed
+from tests.helpers import browser_path, predict_drawing
 
 
 def recognition(url: str) -> Iterator[tuple[int, int, list[str]]]:

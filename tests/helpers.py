@@ -1,14 +1,13 @@
 """What the tests share: files compared byte for byte, an isolated registry and a champion,
 the compose files read as compose reads them, the playground drawn in a real browser.
 
-Not a test module: tests import from here, never from one another (nor from bench/, which
-imports its drawing strokes from here too).
+Not a test module: tests import from here, never from one another (nor from bench/). The
+strokes the browser draws are the course's own (app/drawing.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import shutil
 import sys
@@ -20,6 +19,7 @@ import yaml
 
 from app import registry
 from app.config import REPO_ROOT, Params, Settings
+from app.drawing import Point, Stroke
 from app.training import setup_mlflow, train_and_log
 
 # -- files and registries ----------------------------------------------------------------
@@ -104,42 +104,6 @@ def fake_python(tmp_path, version: tuple[int, int, int], venv: bool = True):
 
 
 # -- the playground in a real browser ----------------------------------------------------
-
-Point = tuple[float, float]
-Stroke = list[Point]
-
-
-def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n=24) -> Stroke:
-    """Points along an ellipse from `start` to `end` degrees (0 = right, 90 = down: screen axes)."""
-    return [
-        (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-        for a in (start + (end - start) * i / n for i in range(n + 1))
-    ]
-
-
-# How a person might draw each digit: a few strokes, in a unit square (y grows downwards).
-STROKES: dict[int, list[Stroke]] = {
-    0: [arc(0.5, 0.5, 0.26, 0.38, -90, 270)],
-    1: [[(0.38, 0.26), (0.52, 0.12), (0.52, 0.88)]],
-    2: [arc(0.5, 0.32, 0.22, 0.18, 180, 360) + [(0.66, 0.5), (0.28, 0.88), (0.76, 0.88)]],
-    3: [arc(0.48, 0.3, 0.2, 0.17, 200, 450) + arc(0.48, 0.67, 0.24, 0.2, -90, 160)],
-    4: [[(0.6, 0.12), (0.24, 0.62), (0.78, 0.62)], [(0.62, 0.36), (0.62, 0.9)]],
-    5: [[(0.72, 0.13), (0.33, 0.13), (0.3, 0.46)] + arc(0.48, 0.66, 0.23, 0.21, -120, 150)],
-    6: [[(0.66, 0.12), (0.42, 0.32)] + arc(0.5, 0.66, 0.22, 0.22, 200, 560)],
-    7: [[(0.24, 0.15), (0.76, 0.15), (0.42, 0.88)]],
-    8: [arc(0.5, 0.3, 0.17, 0.17, 90, 450), arc(0.5, 0.68, 0.21, 0.2, -90, 270)],
-    9: [arc(0.5, 0.32, 0.2, 0.19, 0, 360), [(0.7, 0.32), (0.64, 0.88)]],
-}
-# (scale, slant, shift): the same path smaller, leaning right, and off centre.
-VARIANTS = [(1.0, 0.0, 0.0), (0.7, 0.0, 0.0), (1.0, 0.2, 0.0), (0.8, -0.15, 0.1), (0.6, 0.1, -0.15)]
-
-
-def placed(stroke: Stroke, scale: float, slant: float, shift: float) -> Stroke:
-    """A stroke scaled about the centre, slanted (x moves with height) and shifted sideways."""
-    return [
-        (0.5 + (x - 0.5) * scale + slant * (0.5 - y) * scale + shift, 0.5 + (y - 0.5) * scale)
-        for x, y in stroke
-    ]
 
 
 def draw(page, strokes: list[Stroke], margin: float = 0.05) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 
 import pytest
 
@@ -69,15 +70,31 @@ def test_every_long_running_service_is_production_shaped():
 
 
 def test_state_lives_in_named_volumes_and_configs_are_read_only():
-    compose = load(COMPOSE_FILE)
-    declared = set(compose["volumes"])
-    for name, service in compose["services"].items():
-        for volume in service.get("volumes", []):
-            source, target, *mode = volume.split(":")
-            if source.startswith("."):
-                assert mode == ["ro"], f"{name}: {volume} should be read-only"
-            else:
-                assert source in declared, f"{name}: {source} is not a named volume"
+    declared = set(load(COMPOSE_FILE)["volumes"]) | set(load(SCALE_FILE)["volumes"])
+    for path in (COMPOSE_FILE, SCALE_FILE):
+        for name, service in services(path).items():
+            for volume in service.get("volumes", []):
+                source, target, *mode = volume.split(":")
+                if source.startswith("."):
+                    assert mode == ["ro"], f"{path.name} {name}: {volume} should be read-only"
+                    # a missing one would be mounted as an empty folder, silently
+                    assert (REPO_ROOT / source).exists(), f"{path.name} {name}: no {source}"
+                else:
+                    assert source in declared, f"{path.name} {name}: {source} is not a volume"
+
+
+def test_scale_creates_the_database_its_replicas_share_and_the_api_image_can_reach_it():
+    api = services(SCALE_FILE)["api"]["environment"]
+    assert "WORKBOOK_FEEDBACK_STORE" not in api  # on, as everywhere
+    url = api["WORKBOOK_FEEDBACK_DATABASE_URL"]
+    found = re.fullmatch(r"postgresql\+(\w+)://mlflow:\$\{POSTGRES_PASSWORD\}@postgres:5432/(\w+)",
+                         url)  # fmt: skip
+    assert found, url
+    driver, database = found.groups()
+    init = REPO_ROOT / "compose" / "postgres" / "initdb.d"
+    assert f"CREATE DATABASE {database};" in "".join(f.read_text() for f in init.glob("*.sql"))
+    serve = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.startswith(f"{driver}[binary]==") for r in serve["optional-dependencies"]["serve"])
 
 
 def test_ports_are_published_on_localhost_only_with_the_native_ports():

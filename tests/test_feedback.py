@@ -252,3 +252,33 @@ def test_an_api_keeping_no_predictions_says_so(served, val, tmp_path):
         answer = client.post("/feedback", json={"prediction_id": made["id"], "digit": 1})
         assert answer.status_code == 503 and "keeps no predictions" in answer.json()["error"]
     assert not (tmp_path / "f.db").exists()
+
+
+def test_admin_labels_pages_through_the_labelled_inputs_with_the_token_only(client, val, served):
+    features, digits = val
+    made = predict(client, features[10:15])
+    for row, truth in zip(made[:4], digits[10:14], strict=True):  # the fifth stays unlabelled
+        client.post("/feedback", json={"prediction_id": row["id"], "digit": int(truth)})
+    assert client.get("/admin/labels").status_code == 401
+    wrong = client.get("/admin/labels", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    token = {"Authorization": "Bearer token"}
+    pages, after = [], ""
+    while after is not None:
+        page = client.get("/admin/labels", params={"after": after, "limit": 3}, headers=token)
+        assert page.status_code == 200, page.text
+        pages.append(page.json()["labels"])
+        after = page.json()["next"]
+    found = [row for page in pages for row in page]
+    assert all(len(page) <= 3 for page in pages) and len(pages) >= 2
+    assert [row["prediction_id"] for row in found] == sorted(r["prediction_id"] for r in found)
+    _, label_count, _ = stored(served)
+    assert len(found) == label_count  # every label, each once
+    by_id = {row["prediction_id"]: row for row in found}
+    assert made[4]["id"] not in by_id
+    for row, truth, pixels in zip(made[:4], digits[10:14], features[10:14], strict=True):
+        mine = by_id[row["id"]]
+        assert (mine["label"], mine["predicted"]) == (truth, row["digit"])
+        assert np.allclose(mine["pixels"], pixels)
+    too_many = client.get("/admin/labels", params={"limit": 5001}, headers=token)
+    assert too_many.status_code == 422

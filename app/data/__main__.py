@@ -1,15 +1,18 @@
-"""`python -m app.data validate | ensure | version N | build N DIR | shifted [--fresh] DIR`."""
+"""`python -m app.data validate | ensure | version N | build N DIR | shifted [--fresh] DIR`,
+and `python -m app.data field`: the labelled inputs of the API's store as the next version."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
 from app.config import get_settings, load_params
 from app.data.build import build_version, fresh_shifted_batch, shifted_batch, write_split
 from app.data.dvc import DataVersionMismatch, DvcError, ensure_data, switch_version
+from app.data.field import FieldError, make_field_version
 from app.data.validate import DataValidationError, validate
 from app.log import setup_logging
 
@@ -33,6 +36,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fresh", action="store_true", help="the batch of shift.fresh_seed, to test models on"
     )
     shifted.add_argument("out_dir", type=Path)
+    field = commands.add_parser(
+        "field", help="the next version: data.dvc's plus the labelled inputs of the API's store"
+    )
+    source = field.add_mutually_exclusive_group()
+    source.add_argument("--store", help="the store's database URL (default: the API's setting)")
+    source.add_argument(
+        "--api", help="read the labels through this API instead (GET /admin/labels: compose)"
+    )
+    field.add_argument(
+        "--no-commit", action="store_true", help="leave data.dvc uncommitted (default: commit it)"
+    )
     return parser.parse_args(argv)
 
 
@@ -57,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
         batch = fresh_shifted_batch(params.data) if args.fresh else shifted_batch(params.data)
         write_split(batch, args.out_dir)
         log.info("wrote the %sdrifted batch to %s", "fresh " * args.fresh, args.out_dir)
+    elif args.command == "field":
+        made = make_field_version(settings, params, args.store, args.api)
+        log.info("%s", made.summary())
+        if not args.no_commit:  # only data.dvc: whatever else is staged stays out of it
+            git = ["git", "commit", "--quiet", "-m", made.commit_message(), "--", "data.dvc"]
+            committed = subprocess.run(git, cwd=settings.root, capture_output=True, text=True)
+            if committed.returncode != 0:
+                log.error("data.dvc is ready, but `git commit` failed: %s", committed.stderr)
+                return 1
+            log.info("committed data.dvc: %s", made.commit_message())
     return 0
 
 
@@ -65,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         return run(parse_args(argv))
-    except (DataValidationError, DataVersionMismatch, DvcError, ValueError) as error:
+    except (
+        DataValidationError,
+        DataVersionMismatch,
+        DvcError,
+        FieldError,
+        ValueError,
+    ) as error:
         log.error("error: %s", error)
         return 1
 

@@ -54,6 +54,14 @@ def version_name(version: str | int) -> str:
     return text if text.startswith("v") else f"v{text}"
 
 
+FIELD_SUFFIX = "+field"  # v1+field2: v1 with the second round of labels from the field
+
+
+def base_version(name: str) -> str:
+    """The params.yaml version a data version was made from: `v3+field2` -> `v3`."""
+    return name.split(FIELD_SUFFIX)[0]
+
+
 def version_splits(params: DataParams, version: str | int) -> tuple[Split, Split]:
     """The (train, val) original digits of a version: a stratified share of the pool, val
     unchanged. The shifted copies some versions add come from `version_shifted`."""

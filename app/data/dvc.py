@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from app.config import Params, Settings
-from app.data.build import build_version, replace_dir, staging_dir, version_name
+from app.data.build import base_version, build_version, replace_dir, staging_dir, version_name
 from app.data.validate import check
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,11 @@ def read_pin(dvc_file: Path) -> PinnedVersion:
     return PinnedVersion(version=version, md5=out["md5"], nfiles=out["nfiles"])
 
 
-def write_version_meta(dvc_file: Path, version: str) -> None:
-    """Record the version name in the .dvc file's `meta` (DVC keeps it across `dvc add`)."""
+def write_version_meta(dvc_file: Path, version: str, **more: str | int) -> None:
+    """Record the version name (and `more` about it) in the .dvc file's `meta`, which DVC keeps
+    across `dvc add`."""
     spec = yaml.safe_load(dvc_file.read_text())
-    spec["meta"] = {"version": version}
+    spec["meta"] = {"version": version, **more}
     dvc_file.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
@@ -114,6 +115,11 @@ def ensure_data(settings: Settings, params: Params) -> str:
         dvc("pull", repo=repo)
         return "pulled"
     except DvcError as error:
+        if base_version(pin.version) != pin.version:
+            raise DvcError(
+                f"{error}\n{pin.version} holds labels from the field: no recipe can rebuild it, "
+                "only the remote it was pushed to has it (check the remote's URL in .dvc/config)"
+            ) from None
         log.info("%s\nThe remote lacks %s: rebuilding it from its recipe.", error, pin.version)
     with staging_dir(data_dir) as staging:
         build_version(params.data, pin.version, staging)

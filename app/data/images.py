@@ -11,10 +11,12 @@ from PIL import Image, ImageOps
 SIDE = 8
 MAX_VALUE = 16  # scikit-learn's digits count ink from 0 to 16 per pixel
 CLASSES = tuple(str(digit) for digit in range(10))
-# The evaluation sets of a data folder: val, and the labelled shifted digits some versions bring
-# (the traffic their models must serve). The gate scores every one the data holds.
+# The evaluation sets of a data folder: val, the labelled shifted digits some versions bring (the
+# traffic their models must serve), and the held-out share of labels from the field (versions
+# made by `python -m app.data field`). The gate scores every one the data holds.
 SHIFTED_VAL = "shifted_val"
-EVALUATION_SETS = ("val", SHIFTED_VAL)
+FIELD_VAL = "field_val"
+EVALUATION_SETS = ("val", SHIFTED_VAL, FIELD_VAL)
 
 
 def to_png_bytes(values: np.ndarray) -> bytes:

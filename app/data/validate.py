@@ -10,10 +10,10 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from app.config import ValidationParams
-from app.data.images import CLASSES, SHIFTED_VAL, SIDE
+from app.data.images import CLASSES, FIELD_VAL, SHIFTED_VAL, SIDE
 
 SPLITS = ("train", "val")
-OPTIONAL_SPLITS = (SHIFTED_VAL,)  # only in versions that bring labelled shifted digits
+OPTIONAL_SPLITS = (SHIFTED_VAL, FIELD_VAL)  # only in versions that bring them
 
 # Rule name -> what it means, in the words the report uses.
 RULES = {
@@ -128,7 +128,8 @@ def _check_split(split_dir: Path, report: Report) -> dict[str, Path]:
 
 
 def validate(data_dir: Path, rules: ValidationParams) -> Report:
-    """Check every rule on `data_dir` (train/, val/, shifted_val/ if any); report all problems."""
+    """Check every rule on `data_dir` (train/, val/, shifted_val/ and field_val/ if there);
+    report all problems."""
     report = Report(data_dir)
     if not data_dir.is_dir():
         report.add("missing-split", str(data_dir), "the data folder does not exist")
@@ -142,9 +143,13 @@ def validate(data_dir: Path, rules: ValidationParams) -> Report:
             hashes[split] = _check_split(data_dir / split, report)
         elif split in SPLITS:
             report.add("missing-split", split)
-    minimum = {"train": rules.min_per_class_train}
-    minimum |= {split: rules.min_per_class_val for split in ("val", *OPTIONAL_SPLITS)}
+    minimum = {"train": rules.min_per_class_train, "val": rules.min_per_class_val}
+    minimum[SHIFTED_VAL] = rules.min_per_class_val
     for split, counts in report.counts.items():
+        if split == FIELD_VAL:  # people need not have drawn every digit: a minimum in all
+            if counts.total() < rules.min_field_val:
+                report.add("too-few", split, f"{counts.total()} < {rules.min_field_val}")
+            continue
         for label, count in counts.items():
             if count == 0:
                 report.add("missing-class", f"{split}/{label}", "no images")

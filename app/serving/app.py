@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             variable.set(value)
     feedback = app.state.feedback = (
         FeedbackStore(
-            settings.feedback_database_url or database_url(settings.state_dir),
+            database_url(settings),
             settings.feedback_keep_hours,
             settings.feedback_max_unlabelled,
         )

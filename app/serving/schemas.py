@@ -157,6 +157,25 @@ class ModelInfo(ModelRef):
     loaded_at: datetime
 
 
+class LabelledInputOut(BaseModel):
+    """A labelled prediction, as `GET /admin/labels` gives it."""
+
+    prediction_id: str
+    model_version: str
+    predicted: int = Field(description="the digit the model said")
+    label: int = Field(description="the digit it really was")
+    client: str = Field(description="who labelled it")
+    labelled_at: datetime
+    pixels: list[float] = Field(description="the 64 inputs, 0..16")
+
+
+class LabelsPage(BaseModel):
+    """One page of labelled predictions, by prediction id; `next` is the next page's `after`."""
+
+    labels: list[LabelledInputOut]
+    next: str | None = Field(description="pass as `after` for the next page; none: the last")
+
+
 class Problem(BaseModel):
     """Every error answer: what is wrong, in words, and where when it is about a field."""
 

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from app.config import AugmentParams, BaselineParams, TrainParams
+from app.data.build import base_version
 from app.data.images import MAX_VALUE, SIDE
 from app.training.cnn import DigitsCNN, TorchClassifier, to_tensor
 from app.training.models import CLASSES, Classifier
@@ -183,9 +184,10 @@ TRAINERS = {"baseline": train_baseline, "cnn": train_cnn}
 
 def for_data_version(params: TrainParams, data_version: str | None) -> TrainParams:
     """The params a model of `data_version` trains with: the CNN augments only the versions
-    `train.cnn.augment.versions` lists (so v1 and v2 models stay as they always were)."""
+    `train.cnn.augment.versions` lists (so v1 and v2 models stay as they always were), and the
+    versions made from them with labels from the field (`v3+field1` augments as v3 does)."""
     augment = params.cnn.augment
-    if augment is None or data_version in augment.versions:
+    if augment is None or (data_version and base_version(data_version) in augment.versions):
         return params
     return params.model_copy(update={"cnn": params.cnn.model_copy(update={"augment": None})})
 

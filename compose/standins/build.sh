@@ -2,7 +2,9 @@
 # Stand-ins for the official images, built from Debian's packages, for a Docker engine that
 # reaches Debian's mirror but no container registry (the workbook's CI machines). Each is
 # tagged mlops-workbook-standin/<name>, never with an official name; compose takes them through
-# the *_IMAGE variables this prints (one NAME=image per line). Images already built are kept.
+# the *_IMAGE variables this prints (one NAME=image per line). The base image is kept once
+# built (mmdebstrap takes minutes); the stand-ins are built every time, which docker's cache
+# makes a no-op (0.1 s) unless their files changed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 tag=mlops-workbook-standin
@@ -23,6 +25,6 @@ echo "PYTHON_IMAGE=$base"
 
 for name in prometheus alertmanager postgres nginx; do
   image="$tag/$name:bookworm"
-  exists "$image" || docker build --quiet --build-arg "BASE=$base" -t "$image" "$here/$name" >&2
+  docker build --quiet --build-arg "BASE=$base" -t "$image" "$here/$name" >&2
   echo "${name^^}_IMAGE=$image"
 done

@@ -80,6 +80,7 @@ def images() -> dict[str, str]:
     """Build our images; return the environment the stacks need here (stand-ins, passwords)."""
     assert engine_answers(), "no Docker engine answers: `make compose-test` starts one"
     env = {"WORKBOOK_GRAFANA_ADMIN_PASSWORD": "compose-tests", "POSTGRES_PASSWORD": "compose-tests"}
+    env["WORKBOOK_ADMIN_TOKEN"] = "compose-tests"  # the admin routes: GET /admin/labels
     if not pullable(default_image("prometheus")):
         env |= standin_images()
     provide_build_inputs()

@@ -1,8 +1,9 @@
-"""compose/scale.yml, run for real: MLflow on PostgreSQL, three API replicas behind nginx,
-Prometheus finding each replica by DNS."""
+"""compose/scale.yml, run for real: MLflow on PostgreSQL, three API replicas behind nginx
+sharing one feedback store there, Prometheus finding each replica by DNS."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,9 +48,10 @@ def scaled(images) -> Iterator[Compose]:
         project.run("down", "--volumes", "--remove-orphans", check=False)
 
 
-def psql(project: Compose, query: str) -> str:
-    return project.run("exec", "-T", "postgres", "psql", "--username=mlflow", "--dbname=mlflow",
-                       "--tuples-only", "--no-align", f"--command={query}").strip()  # fmt: skip
+def psql(project: Compose, query: str, database: str = "mlflow") -> str:
+    return project.run("exec", "-T", "postgres", "psql", "--username=mlflow",
+                       f"--dbname={database}", "--tuples-only", "--no-align",
+                       f"--command={query}").strip()  # fmt: skip
 
 
 def test_mlflow_keeps_its_runs_and_registry_in_postgres(scaled):
@@ -64,10 +66,11 @@ def prometheus(query: str) -> dict[str, float]:
     return {r["metric"]["instance"]: float(r["value"][1]) for r in answer["data"]["result"]}
 
 
-def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scaled):
-    replicas = scaled.containers("api")
+def wait_ready(project: Compose) -> list[dict]:
+    """Every replica, once each has loaded the champion: asked inside it, not via nginx."""
+    replicas = project.containers("api")
     assert len(replicas) == REPLICAS
-    for replica in replicas:  # each has loaded the champion: asked inside it, not via nginx
+    for replica in replicas:
         ready = ["docker", "exec", replica["Id"], "python", "/usr/local/bin/healthcheck.py",
                  "http://localhost:8000/ready"]  # fmt: skip
         wait_for(
@@ -76,7 +79,11 @@ def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scal
             every=1,
             what=f"{replica['Name']} to load the champion",
         )
+    return replicas
 
+
+def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scaled):
+    wait_ready(scaled)
     X, y = load_split(REPO_ROOT / "data" / "val")
     query = 'sum by (instance) (api_requests_total{route="/predict", status="200"})'
 
@@ -94,3 +101,83 @@ def test_three_replicas_behind_the_load_balancer_all_answer_and_are_scraped(scal
     # nginx skips a replica for 10 s after an error: keep sending until all serve
     wait_for(every_replica_scraped, 60, every=2, what="requests scraped from every replica")
     assert list(prometheus('up{job="api"}').values()) == [1.0] * REPLICAS
+
+
+def answered_by(project: Compose, requests: list[str]) -> dict[str, str]:
+    """Which replica answered each request through nginx (its X-Request-ID): from their logs."""
+
+    def read_logs() -> dict[str, str] | None:
+        replica_of = {}
+        for replica in project.containers("api"):
+            logs = subprocess.run(["docker", "logs", replica["Id"]], capture_output=True,
+                                  text=True, check=True).stdout  # fmt: skip
+            for line in logs.splitlines():
+                record = json.loads(line) if line.startswith("{") else {}
+                if "request_id" in record:
+                    replica_of[record["request_id"]] = replica["Name"]
+        return replica_of if set(requests) <= set(replica_of) else None
+
+    return wait_for(read_logs, 10, what="every request in a replica's log")
+
+
+def test_the_replicas_share_one_feedback_store_in_postgres(scaled):
+    """Any replica labels what another predicted, refuses a second label, and keeps them all
+    across restarts: the three write one database, not a file each."""
+    replicas = wait_ready(scaled)
+    # They all created the tables at once, on an empty database, and none failed doing it
+    assert [replica["RestartCount"] for replica in replicas] == [0] * REPLICAS
+
+    def post(path: str, body: dict) -> tuple[int, dict, str]:
+        """Through nginx: the status, the answer and the request id the replica logged."""
+        answer = httpx.post(f"{url('api')}{path}", json=body)
+        if answer.status_code == 502:  # nginx's own page: no replica took it
+            return 502, {"error": answer.text}, ""
+        return answer.status_code, answer.json(), answer.headers["x-request-id"]
+
+    X, _ = load_split(REPO_ROOT / "data" / "val")
+    made = {}  # prediction id -> (its digit, the request that made it)
+    for row in X[:10]:  # not a multiple of 3: nginx's round robin labels each on another replica
+        status, answer, request = post("/predict", {"instances": [row.tolist()]})
+        assert status == 200, answer
+        made[answer["predictions"][0]["id"]] = (answer["predictions"][0]["digit"], request)
+    ids = ", ".join(f"'{i}'" for i in made)
+
+    def count(table: str, column: str) -> int:
+        return int(psql(scaled, f"SELECT count(*) FROM {table} WHERE {column} IN ({ids})",
+                        database="feedback"))  # fmt: skip
+
+    # Each replica's writer stores its predictions within a quarter of a second, in one table
+    wait_for(lambda: count("predictions", "id") == len(made), 30, what="the predictions stored")
+
+    def label_all(shift: int) -> dict[str, tuple[int, str]]:
+        """Label each prediction its digit + shift, through nginx: the status and request id."""
+        answers = {}
+        for prediction_id, (digit, _) in made.items():
+            body = {"prediction_id": prediction_id, "digit": (digit + shift) % 10}
+            status, _, request = post("/feedback", body)
+            answers[prediction_id] = (status, request)
+        return answers
+
+    labelled, refused = label_all(0), label_all(1)
+    assert {status for status, _ in labelled.values()} == {201}, labelled
+    assert {status for status, _ in refused.values()} == {409}, refused
+    assert count("labels", "prediction_id") == len(made)
+
+    requests = [request for answers in (made, labelled, refused) for _, request in answers.values()]
+    replica_of = answered_by(scaled, requests)
+    assert len({replica_of[request] for _, request in made.values()}) == REPLICAS
+    elsewhere = [i for i, (_, request) in labelled.items()
+                 if replica_of[request] != replica_of[made[i][1]]]  # fmt: skip
+    assert elsewhere, "every label went to the replica that made the prediction"
+    assert len({replica_of[request] for _, request in refused.values()}) == REPLICAS
+
+    scaled.run("restart", "api", timeout=180)
+    scaled.wait_healthy(["api", "lb"])
+    # nginx takes a replica out for 10 s after it failed (its health checks did, meanwhile)
+    first, (digit, _) = next(iter(made.items()))
+    body = {"prediction_id": first, "digit": digit}
+    wait_for(lambda: post("/feedback", body)[0] != 502, 30, every=1, what="nginx to pass it on")
+    again = label_all(0)
+    assert {status for status, _ in again.values()} == {200}, again  # there already: no change
+    assert {status for status, _ in label_all(1).values()} == {409}
+    print(f"\nfeedback: {len(elsewhere)} of {len(made)} labelled on another replica than made")

@@ -4,9 +4,12 @@ trainer`), built and run by a real Docker engine, checked from the host through 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,15 +17,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import sync_playwright
+from pydantic import SecretStr
 
 from app.compose import Compose
-from app.config import REPO_ROOT, Settings
-from app.data.dvc import read_pin
+from app.config import REPO_ROOT, Settings, load_params
+from app.data.dvc import ensure_data, read_pin
+from app.data.field import make_field_version
 from app.data.images import load_split
+from app.drawing import STROKES, scribbles, to_png
 from app.poll import wait_for
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
-from tests.helpers import STROKES, browser_path, predict_drawing, url
+from tests.helpers import browser_path, predict_drawing, url
 
 pytestmark = pytest.mark.compose
 MODEL = Settings(_env_file=None).model_name
@@ -219,3 +225,68 @@ def test_images_are_labelled_and_measured(stack):
             assert labels.get(f"org.opencontainers.image.{key}"), f"{image}: no {key} label"
         assert details["Config"]["Healthcheck"]["Test"], f"{image}: no HEALTHCHECK"
         print(f"{image}: {details['Size'] / 1e6:.0f} MB")
+
+
+def test_labels_from_the_field_become_the_model_the_api_serves(stack):
+    """The loop in compose: drawings predicted and labelled through the API, the API restarted
+    (its store is a volume: nothing lost), `python -m app.data field --api` on a clone of the
+    repository, the trainer image retraining on it, and the API serving the new model, which
+    reads fresh drawings better than the one before."""
+    project, _ = stack
+    api = httpx.Client(base_url=url("api"), timeout=30, headers={"X-Client": "playground"})
+
+    def read(drawings) -> list[dict]:
+        answers = []
+        for drawing in drawings:
+            upload = {"file": ("digit.png", to_png(drawing), "image/png")}
+            answer = api.post("/predict/image", files=upload)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["predictions"][0])
+        return answers
+
+    fresh = scribbles(seed=2, per_digit=10)  # never labelled, never trained on
+    truth = np.array([drawing.digit for drawing in fresh])
+    before = np.mean([a["digit"] for a in read(fresh)] == truth)
+    drawings = scribbles(seed=1, per_digit=20)
+    made = read(drawings)
+    for answer, drawing in zip(made, drawings, strict=True):
+        label = {"prediction_id": answer["id"], "digit": drawing.digit}
+        assert api.post("/feedback", json=label).status_code == 201
+    project.run("restart", "api")
+    project.wait_healthy(["api"])
+    for answer, drawing in zip(made[:5], drawings, strict=True):  # kept across the restart
+        label = {"prediction_id": answer["id"], "digit": drawing.digit}
+        assert api.post("/feedback", json=label).status_code == 200
+
+    folder = Path(tempfile.mkdtemp(prefix="field-loop-"))
+    try:
+        folder.chmod(0o755)  # the trainer's user (10001) reads the clone through a mount
+        clone = folder / "repo"
+        subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+        settings = Settings(
+            root=clone,
+            mlflow_tracking_uri=url("mlflow"),
+            admin_token=SecretStr(project.env["WORKBOOK_ADMIN_TOKEN"]),
+            _env_file=None,
+        )
+        ensure_data(settings, load_params())
+        done = make_field_version(settings, load_params(), api_url=url("api"))
+        assert done.version == "v1+field1" and done.kept >= len(drawings) - 5, done.summary()
+        identity = ["-c", "user.name=compose test", "-c", "user.email=test@example.com"]
+        commit = ["git", *identity, "commit", "--quiet", "-m", done.commit_message(), "data.dvc"]
+        subprocess.run(commit, cwd=clone, check=True)
+        retrained = project.run(
+            "run", "--rm", "-v", f"{clone}:/clone:ro", "-e", "WORKBOOK_ROOT=/clone",
+            "-e", "WORKBOOK_PARAMS_PATH=/clone/params.yaml",
+            "trainer", "python", "-m", "app.retraining", timeout=900,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    record = json.loads(next(line for line in retrained.splitlines()[::-1] if '"decision"' in line))
+    assert (record["data_version"], record["decision"]) == ("v1+field1", "promoted"), record
+    wait_for(
+        lambda: api.get("/model").json()["data_version"] == "v1+field1", 60, what="the new model"
+    )
+    after = np.mean([a["digit"] for a in read(fresh)] == truth)
+    print(f"fresh drawings read: {before:.2f} before the loop, {after:.2f} after")
+    assert after >= before + 0.03 and after >= 0.9, (before, after)

@@ -205,7 +205,9 @@ def test_the_drift_alert_reaches_alertmanager_the_alert_log_and_the_retrainer(tr
     assert wait_for(at_the_retrainer, 30, what="the retraining watcher to receive the alert")
 
 
-def test_labels_from_the_field_give_a_live_accuracy_and_no_degradation(traffic, monitored):
+def test_right_labels_give_a_live_accuracy_and_a_run_of_wrong_ones_fires_model_degraded(
+    traffic, monitored, params
+):
     accuracy = wait_for(
         lambda: value(monitored, "api_live_accuracy >= 0"), 20, what="a live accuracy"
     )
@@ -213,6 +215,18 @@ def test_labels_from_the_field_give_a_live_accuracy_and_no_degradation(traffic, 
     assert value(monitored, "api_live_labels") == 200  # the window: the last 200 labels
     assert not firing(monitored, "ModelDegraded", state="pending")
     assert not firing(monitored, "ModelDegraded")
+    # Then 100 answers that reviewers say were wrong: half the window.
+    api = httpx.Client(base_url=monitored.api_url, timeout=10)
+    val_x, _ = load_split(monitored.data_dir / "val")
+    for row in val_x[:100]:
+        (made,) = api.post("/predict", json={"instances": [row.tolist()]}).json()["predictions"]
+        wrong = {"prediction_id": made["id"], "digit": (made["digit"] + 1) % 10}
+        assert api.post("/feedback", json=wrong).status_code == 201
+    started = time.monotonic()
+    alert = wait_for(lambda: firing(monitored, "ModelDegraded"), 120, what="ModelDegraded")
+    print(f"ModelDegraded firing {time.monotonic() - started:.0f} s after the wrong labels")
+    assert float(alert["value"]) <= accuracy / 2 + 0.05  # 100 of the last 200 are wrong
+    assert alert["annotations"]["summary"].startswith("Live accuracy")
 
 
 @pytest.mark.parametrize("title, promql", dashboard_queries())

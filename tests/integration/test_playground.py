@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import stack
+from app.drawing import STROKES
 from app.stack import free_port
-from tests.helpers import STROKES, champion_of, chromium, draw, isolated, predict_drawing
+from tests.helpers import champion_of, chromium, draw, isolated, predict_drawing
 
 pytestmark = pytest.mark.integration
 PHONE = {"width": 390, "height": 844}
@@ -46,6 +48,20 @@ def modelless(server, tmp_path_factory):
     )
     with stack.running(settings, "api"):
         yield settings.api_url, settings
+
+
+@pytest.fixture(scope="module")
+def storeless(live, tmp_path_factory):
+    """The same champion served by an API that keeps no predictions: /feedback answers 503."""
+    settings = live[1].model_copy(
+        update={
+            "api_port": free_port(),
+            "state_dir": tmp_path_factory.mktemp("api"),
+            "feedback_store": False,
+        }
+    )
+    with stack.running(settings, "api"):
+        yield settings.api_url
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +188,13 @@ def test_the_page_fits_a_phone_and_draws_with_a_finger(browser, served):
             page.get_by_role("button", name="Predict").click()
         assert answer.value.ok, answer.value.text()
         assert sum(answer.value.json()["pixels"]) > 0
+        keypad = page.get_by_role("group", name="No, it was")
+        expect(keypad).to_be_visible()  # the Right? question fits too
+        wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wider <= 0, f"with the question, the page is {wider}px wider than a phone"
+        for button in keypad.get_by_role("button").all():
+            box = button.bounding_box()
+            assert box and min(box["width"], box["height"]) >= 44, box  # WCAG's target size
     finally:
         context.close()
 
@@ -200,3 +223,153 @@ def test_a_new_champion_shows_on_the_page_without_a_reload(page: Page, live, par
     # The API picks it up within its poll interval, the page within its own (5 s).
     expect(page.locator("#model")).to_contain_text(f"version {promoted},", timeout=30_000)
     expect(page.locator("#model")).to_contain_text("new champion swapped in")
+
+
+# -- "Right?": the learner labels a prediction through POST /feedback ------------------------
+
+
+def labels_counted(url: str) -> dict[tuple[str, str, str], float]:
+    """api_feedback_labels_total on the API's /metrics, by (client, model version, outcome)."""
+    (family,) = [
+        family
+        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+        if family.name == "api_feedback_labels"
+    ]
+    return {
+        (s.labels["client"], s.labels["model_version"], s.labels["outcome"]): s.value
+        for s in family.samples
+        if s.name == "api_feedback_labels_total"
+    }
+
+
+def moved(before: dict, after: dict) -> dict:
+    """The series that changed between two readings, by how much."""
+    assert before.keys() <= after.keys()  # a counter's series never go away
+    changes = {key: after[key] - before.get(key, 0) for key in after}
+    return {key: change for key, change in changes.items() if change}
+
+
+def question(page: Page) -> Locator:
+    """The page's "Right?" group: Yes, and the ten "No, it was N" buttons."""
+    return page.get_by_role("group", name="Right?")
+
+
+def test_the_api_keeps_predictions_for_labels(live):
+    url, settings = live
+    assert settings.feedback_store and settings.feedback_database_url is None
+    assert (settings.state_dir / "feedback.db").is_file()  # the default: SQLite in its state_dir
+    unknown = httpx.post(f"{url}/feedback", json={"prediction_id": "0" * 32 + "-0", "digit": 1})
+    assert unknown.status_code == 404, unknown.text  # on: it looked the id up (off would be 503)
+
+
+def test_yes_labels_the_prediction_with_its_digit_and_the_api_counts_it(page: Page, served):
+    page.goto(f"{served}/playground")
+    page.get_by_label("Predict when I pause drawing").uncheck()
+    expect(question(page)).to_be_hidden()  # nothing to ask about yet
+    answer = predict_drawing(page, STROKES[7])
+    shown, version = answer["predictions"][0], answer["model"]["version"]
+    expect(question(page)).to_be_visible()
+    # "No, it was 7" when the model said 7 would mean Yes: that button is there, disabled.
+    expect(page.get_by_role("button", name=f"No, it was {shown['digit']}")).to_be_disabled()
+    before = labels_counted(served)
+    with page.expect_response("**/feedback") as answered:
+        question(page).get_by_role("button", name="Yes").click()
+    sent = answered.value.request
+    assert sent.method == "POST"
+    assert sent.headers["x-client"] == "playground"
+    assert sent.post_data_json == {"prediction_id": shown["id"], "digit": shown["digit"]}
+    assert answered.value.status == 201, answered.value.text()
+    assert answered.value.json()["correct"] is True
+    expect(page.locator("#verdict-note")).to_have_text(
+        f"Thanks: labelled {shown['digit']}, the model was right."
+    )
+    assert moved(before, labels_counted(served)) == {("playground", version, "correct"): 1}
+
+
+def test_a_wrong_digit_is_counted_and_a_second_answer_gets_the_apis_refusal(page: Page, served):
+    page.goto(f"{served}/playground")
+    page.get_by_label("Predict when I pause drawing").uncheck()
+    answer = predict_drawing(page, STROKES[3])
+    shown, version = answer["predictions"][0], answer["model"]["version"]
+    predicted = shown["digit"]
+    first, second = (predicted + 1) % 10, (predicted + 2) % 10
+    note = page.locator("#verdict-note")
+    before = labels_counted(served)
+    with page.expect_response("**/feedback") as answered:
+        question(page).get_by_role("button", name=f"No, it was {first}").click()
+    assert answered.value.request.post_data_json == {"prediction_id": shown["id"], "digit": first}
+    assert answered.value.status == 201, answered.value.text()
+    expect(note).to_have_text(f"Thanks: labelled {first} (the model said {predicted}).")
+    expect(page.get_by_role("button", name=f"No, it was {first}")).to_have_class("stored")
+    assert moved(before, labels_counted(served)) == {("playground", version, "wrong"): 1}
+
+    # Another digit: the page sends it, the API refuses (a label is final), the page says why.
+    with page.expect_response("**/feedback") as refused:
+        question(page).get_by_role("button", name=f"No, it was {second}").click()
+    assert refused.value.status == 409, refused.value.text()
+    error = refused.value.json()["error"]
+    assert f"already labelled {first}" in error
+    expect(note).to_have_text(f"Not changed: {error}")
+    assert note.evaluate("e => e.scrollWidth <= e.clientWidth"), "the message overflows its box"
+    # The same digit again: no change (200), and the page says so.
+    with page.expect_response("**/feedback") as again:
+        question(page).get_by_role("button", name=f"No, it was {first}").click()
+    assert again.value.status == 200, again.value.text()
+    expect(note).to_have_text(f"Already labelled {first}: no change.")
+    # The API still holds the first label, and counted it once.
+    check = httpx.post(f"{served}/feedback", json={"prediction_id": shown["id"], "digit": first})
+    assert check.status_code == 200 and check.json()["created"] is False, check.text
+    assert moved(before, labels_counted(served)) == {("playground", version, "wrong"): 1}
+
+    # Clear forgets the question; the next prediction asks afresh.
+    page.get_by_role("button", name="Clear").click()
+    expect(question(page)).to_be_hidden()
+    draw(page, STROKES[3])
+    with page.expect_response("**/predict/image") as predicted_again:
+        page.get_by_role("button", name="Predict").click()
+    assert predicted_again.value.json()["predictions"][0]["id"] != shown["id"]
+    expect(question(page)).to_be_visible()
+    expect(note).to_have_text("")
+    expect(question(page).locator(".stored")).to_have_count(0)
+
+
+def test_the_answer_buttons_are_reachable_from_the_keyboard(page: Page, served):
+    page.goto(f"{served}/playground")
+    page.get_by_label("Predict when I pause drawing").uncheck()
+    draw(page, STROKES[1])
+    name = "document.activeElement.getAttribute('aria-label') || document.activeElement.innerText"
+    focused: list[str] = []
+    while "Predict" not in focused and len(focused) < 8:
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate(name).strip())
+    with page.expect_response("**/predict/image") as answer:
+        page.keyboard.press("Enter")
+    predicted = answer.value.json()["predictions"][0]["digit"]
+    last = 9 if predicted != 9 else 8
+    focused = []
+    while f"No, it was {last}" not in focused and len(focused) < 16:
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate(name).strip())
+    # Past Clear and the tick box: Yes, then every other digit in order (the predicted one is
+    # disabled, so Tab skips it).
+    answers = [f"Yes, it was {predicted}"] + [
+        f"No, it was {d}" for d in range(last + 1) if d != predicted
+    ]
+    assert focused[-len(answers) :] == answers, focused
+    with page.expect_response("**/feedback") as labelled:
+        page.keyboard.press("Enter")
+    assert labelled.value.status == 201, labelled.value.text()
+    expect(page.locator("#verdict-note")).to_have_text(
+        f"Thanks: labelled {last} (the model said {predicted})."
+    )
+
+
+def test_without_a_feedback_store_the_page_says_feedback_is_off(page: Page, storeless):
+    page.goto(f"{storeless}/playground")
+    page.get_by_label("Predict when I pause drawing").uncheck()
+    predict_drawing(page, STROKES[0])
+    with page.expect_response("**/feedback") as answered:
+        question(page).get_by_role("button", name="Yes").click()
+    assert answered.value.status == 503
+    error = answered.value.json()["error"]
+    expect(page.locator("#verdict-note")).to_have_text(f"Feedback is off on this API: {error}")

@@ -1,7 +1,8 @@
 """GET /playground: a page to draw a digit on and see what the served model makes of it.
 
 The page is one file, app/serving/playground.html (HTML, CSS and JavaScript, nothing fetched
-from elsewhere); it calls POST /predict/image and GET /model with `X-Client: playground`.
+from elsewhere); it calls POST /predict/image, GET /model and, when the learner answers its
+"Right?", POST /feedback, all with `X-Client: playground`.
 """
 
 from __future__ import annotations
