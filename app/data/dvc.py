@@ -78,6 +78,15 @@ def dir_md5(folder: Path) -> str:
     return tree.hash_info.value
 
 
+def holds_pinned(settings: Settings) -> bool:
+    """Whether data/ holds exactly what data.dvc pins, by DVC's md5 of the folder. Runs no DVC
+    command, so it works on a read-only checkout (the compose retrainer's `/repo` mount), where
+    `dvc status` cannot take its lock."""
+    return (
+        settings.data_dir.is_dir() and dir_md5(settings.data_dir) == read_pin(settings.dvc_file).md5
+    )
+
+
 def is_clean(repo: Path) -> bool:
     """True when the workspace matches every .dvc file (`dvc status` has nothing to say)."""
     return json.loads(dvc("status", "--json", repo=repo) or "{}") == {}

@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from app.config import Params, Settings
-from app.data.dvc import DvcError, is_clean, read_pin
+from app.data.dvc import DvcError, holds_pinned, read_pin
 from app.data.validate import DataValidationError, check
 from app.registry import CHAMPION, promote_best, version_by_alias
 from app.training.fit import FAMILIES
@@ -159,7 +159,7 @@ def _retrain(settings: Settings, params: Params, force: bool, record: RetrainRec
         record.reason = f"data {record.data_version} was already judged: it {judged}"
         return
     log.info("1/4 validating data %s", record.data_version)
-    if not is_clean(settings.root):
+    if not holds_pinned(settings):
         raise DvcError(
             f"data/ in {settings.root} does not match data.dvc: run `dvc checkout` (or "
             "`python -m app.data version N` to switch versions) before retraining"
