@@ -13,7 +13,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from app.config import Params, RegistryParams, Settings
+from app.config import LiveParams, Params, RegistryParams, Settings
 from app.data.images import EVALUATION_SETS, load_split
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,40 @@ def scores_on(model_uri: str, sets: dict[str, tuple[np.ndarray, np.ndarray]]) ->
         name: float((model.predict(features)["digit"].to_numpy() == labels).mean())
         for name, (features, labels) in sets.items()
     }
+
+
+@dataclass(frozen=True)
+class LiveEvidence:
+    """What the API saw a challenger do (app/serving/rollout.py), every replica added up."""
+
+    requests: int  # requests it scored in shadow or answered on its canary
+    agreement: float | None  # the share of the champion's answers it agreed with (shadow)
+    labels: int  # labels of its own answers
+    accuracy: float | None  # the share of those it got right
+    champion_accuracy: float | None  # the champion's, on the labels of its answers meanwhile
+
+
+def decide_live(evidence: LiveEvidence, rule: LiveParams) -> tuple[bool, str]:
+    """The live rule: enough requests seen; then, with enough labels, an accuracy within
+    `max_accuracy_gap` of the champion's; without them, agreement with the champion of at least
+    `min_agreement` (a challenger that disagrees more may be right, but only labels can say so)."""
+    if evidence.requests < rule.min_requests:
+        return False, f"{evidence.requests} live requests seen, {rule.min_requests} needed"
+    mine, theirs = evidence.accuracy, evidence.champion_accuracy
+    if evidence.labels >= rule.min_labels and mine is not None and theirs is not None:
+        if mine < theirs - rule.max_accuracy_gap:
+            return False, (
+                f"live accuracy {mine:.4f} on {evidence.labels} labels is more than "
+                f"{rule.max_accuracy_gap:.4f} below the champion's {theirs:.4f}"
+            )
+        return True, f"live accuracy {mine:.4f} on {evidence.labels} labels, champion {theirs:.4f}"
+    if evidence.agreement is None or evidence.agreement < rule.min_agreement:
+        agreed = "none" if evidence.agreement is None else f"{evidence.agreement:.4f}"
+        return False, (
+            f"too few labels ({evidence.labels}) and agreement {agreed} with the champion is "
+            f"below {rule.min_agreement:.4f}"
+        )
+    return True, f"agreed with the champion on {evidence.agreement:.4f} of {evidence.requests}"
 
 
 def decide(

@@ -4,7 +4,9 @@ Starts a throwaway stack (its own MLflow server in a temporary folder, on free p
 trains and promotes the CNN, serves that one model version three times, one worker each: this
 API, this API keeping no predictions for labels (`feedback_store` off: what storing costs), and
 `mlflow models serve`; loads each with wrk: one instance per request, the same connections and
-duration. Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is
+duration. Then a second CNN becomes @challenger, which the API scores every request with in
+shadow, off the answer's path (app/serving/rollout.py), and this API is measured again.
+Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is
 installed, it scrapes this API every 5 s during the run, as in the stack: the drift scores it
 triggers are part of what is measured.
 """
@@ -21,13 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from app import registry, stack
 from app.config import get_settings, load_params
 from app.data import load_split
+from app.poll import wait_for
 from app.training import setup_mlflow, train_and_log
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 UNSTORED = "this API, keeping no predictions"
+SHADOWED = "this API, a challenger in shadow"
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
@@ -140,6 +146,10 @@ def main() -> int:
             ]:
                 wrk(url, body, args.connections, 3)  # warm-up, not counted
                 results[name] = wrk(url, body, args.connections, args.seconds)
+            shadowed = shadow_challenger(settings, params)
+            wrk(api, {"instances": [row]}, args.connections, 3)
+            results[SHADOWED] = wrk(api, {"instances": [row]}, args.connections, args.seconds)
+            scored = shadow_counts(settings)
         finally:
             stack.stop(unstored_settings, unstored)
             for service in (mlflow_serve, prometheus, api_service, mlflow_service):
@@ -156,16 +166,43 @@ def main() -> int:
     print(f"|{'-' * 36}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
     for name, r in results.items():
         print(f"| {name:<34} | {r['rps']:>8.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} |")
-    ours, theirs, unstored_result = results.values()
+    ours, theirs, unstored_result, shadow_result = results.values()
     for label, a, b in [
         ("ratio (this API / mlflow)", ours, theirs),
         ("storing predictions (with/without)", ours, unstored_result),
+        ("a shadow challenger (with/without)", shadow_result, ours),
     ]:
         print(
             f"| {label:<34} | {a['rps'] / b['rps']:>7.2f}x | "
             f"{a['p50'] / b['p50']:>6.2f}x | {a['p99'] / b['p99']:>6.2f}x |"
         )
+    print(
+        f"\nshadow: challenger v{shadowed} scored {scored['agree'] + scored['disagree']:.0f} "
+        f"requests ({scored['agree']:.0f} agreeing), dropped {scored['dropped']:.0f} (queue full)"
+    )
     return 0
+
+
+def shadow_challenger(settings, params) -> str:
+    """A second CNN as @challenger; returns its version once the API scores with it."""
+    logged = train_and_log(settings, params, "cnn", overrides={"epochs": 10}, label="shadow")
+    version = registry.register_challenger(settings, logged.model_uri).version
+    wait_for(lambda: shadow_counts(settings)["following"] == version, 30, what="the challenger")
+    return version
+
+
+def shadow_counts(settings) -> dict:
+    """The API's shadow counters, and the challenger it follows."""
+    metrics = httpx.get(f"{settings.api_url}/metrics").text
+    found = {"agree": 0.0, "disagree": 0.0, "dropped": 0.0, "following": None}
+    for line in metrics.splitlines():
+        if line.startswith("api_shadow_predictions_total{"):
+            found[re.search(r'agreement="(\w+)"', line)[1]] += float(line.split()[-1])
+        elif line.startswith("api_shadow_dropped_total "):
+            found["dropped"] = float(line.split()[-1])
+        elif line.startswith("api_challenger_info{") and line.endswith(" 1.0"):
+            found["following"] = re.search(r'version="(\w+)"', line)[1]
+    return found
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 `core` is `[project] dependencies`; any other name is an optional group (`serve`, `train`,
 `server`, ...). The Dockerfile installs each image's groups from pyproject.toml, the one place
-versions are pinned.
+versions are pinned. A requirement two groups share (psycopg: the API's store and MLflow's
+backend) is printed once.
 """
 
 import sys
@@ -11,4 +12,5 @@ from pathlib import Path
 
 project = tomllib.loads(Path(sys.argv[1]).read_text())["project"]
 groups = {"core": project["dependencies"], **project["optional-dependencies"]}
-print("\n".join(requirement for group in sys.argv[2:] for requirement in groups[group]))
+wanted = [requirement for group in sys.argv[2:] for requirement in groups[group]]
+print("\n".join(dict.fromkeys(wanted)))

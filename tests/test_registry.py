@@ -77,3 +77,23 @@ def test_every_number_the_gate_used_is_a_tag():
         "gate.champion_shifted_val_accuracy": "0.6000",
     }
     assert (decision.challenger_accuracy, decision.champion_accuracy) == (0.9889, 0.9972)
+
+
+def test_the_live_rule_wants_requests_then_labels_or_else_agreement(params):
+    from app.registry import LiveEvidence, decide_live
+
+    rule = params.registry.live.model_copy(
+        update={"min_requests": 100, "min_agreement": 0.9, "min_labels": 30}
+    )
+    few = LiveEvidence(99, 1.0, 0, None, None)
+    assert decide_live(few, rule) == (False, "99 live requests seen, 100 needed")
+    agreeing = LiveEvidence(100, 0.95, 10, 0.5, 0.99)  # 10 labels: too few to count
+    assert decide_live(agreeing, rule)[0]
+    assert not decide_live(LiveEvidence(100, 0.85, 10, 1.0, 0.9), rule)[0]
+    assert not decide_live(LiveEvidence(100, None, 0, None, None), rule)[0]
+    # With labels, accuracy decides: a challenger right where the champion is wrong disagrees.
+    better = LiveEvidence(100, 0.8, 40, 0.99, 0.95)
+    assert decide_live(better, rule) == (True, "live accuracy 0.9900 on 40 labels, champion 0.9500")
+    worse = LiveEvidence(100, 0.99, 40, 0.90, 0.95)
+    promoted, reason = decide_live(worse, rule)
+    assert not promoted and "more than 0.0200 below the champion's 0.9500" in reason

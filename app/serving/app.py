@@ -24,6 +24,7 @@ from app.feedback import FeedbackStore, database_url
 from app.log import setup_json_logging
 from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
+from app.serving.rollout import Shadow
 from app.serving.routes import admin, feedback, meta, playground, predict
 from app.serving.telemetry import LiveScore, Metrics, Telemetry
 
@@ -49,6 +50,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else None
     )
     store: ModelStore = app.state.store
+    app.state.shadow = Shadow(
+        lambda: store.challenger, app.state.metrics, settings.rollout_shadow_queue
+    )
     await store.refresh()
     if store.current is None:
         log.warning("starting without a model", extra={"problem": store.last_problem})
@@ -57,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poller.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await poller
+    await asyncio.to_thread(app.state.shadow.close)
     if feedback:
         await asyncio.to_thread(feedback.close)  # what is queued is written: a restart loses none
 
@@ -104,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     metrics = Metrics()
-    app.state.settings, app.state.metrics = settings, metrics
+    app.state.settings, app.state.metrics, app.state.shadow = settings, metrics, None
     store = app.state.store = ModelStore(settings, metrics)
     metrics.watch_drift(lambda: store.current.drift if store.current else None)
     metrics.watch_live_accuracy(lambda: live_accuracy(app))

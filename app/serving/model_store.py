@@ -15,7 +15,15 @@ from mlflow.tracking import MlflowClient
 
 from app.config import Settings
 from app.monitoring.drift import DriftMonitor, DriftReference
-from app.registry import CHAMPION
+from app.registry import CHALLENGER, CHAMPION
+from app.serving.rollout import (
+    CHALLENGER_ROLE,
+    CHAMPION_ROLE,
+    STOPPED,
+    CanaryJudge,
+    Rollout,
+    canary_serves,
+)
 from app.serving.telemetry import Metrics
 from app.training.models import Classifier
 
@@ -42,7 +50,8 @@ class ModelStore:
 
     A request reads `store.current` once and keeps that object, so a swap never changes the
     model under a request in flight. A failed load, or a registry that does not answer,
-    leaves the current model serving.
+    leaves the current model serving. The same for `@challenger` (app/serving/rollout.py): at
+    most two models in memory, the champion and one challenger.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics):
@@ -53,6 +62,10 @@ class ModelStore:
         self.current: ServedModel | None = None
         self.last_problem: str | None = "no model loaded yet"
         self._refreshing = threading.Lock()  # not an asyncio lock: tied to no event loop
+        self.challenger: ServedModel | None = None
+        self.rollout: Rollout | None = None
+        self.judge = CanaryJudge(settings)
+        self._stopped: set[str] = set()  # challenger versions this API rolled back
 
     async def refresh(self) -> bool:
         """Load the champion if it is not what we serve; True when a new model was swapped in."""
@@ -75,6 +88,7 @@ class ModelStore:
                     "train and promote one (make train)"
                 )
                 return False
+            self._refresh_challenger(version)
             if self.current and self.current.version == version:
                 return False
             try:
@@ -104,13 +118,89 @@ class ModelStore:
             await asyncio.sleep(self.settings.api_poll_seconds)
 
     def _champion_version(self) -> str | None:
+        found = self._aliased(CHAMPION)
+        return None if found is None else str(found.version)
+
+    def _aliased(self, alias: str):
         try:
-            found = self.client.get_model_version_by_alias(self.settings.model_name, CHAMPION)
-            return str(found.version)  # an int from MLflow's SQL store used without a server
+            return self.client.get_model_version_by_alias(self.settings.model_name, alias)
         except mlflow.exceptions.MlflowException as error:
             if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+    def _refresh_challenger(self, champion: str) -> None:
+        """Follow @challenger: load it (unless it is the champion, or stopped), read its rollout
+        tags at every check. A failure leaves things as they were."""
+        try:
+            found = self._aliased(CHALLENGER)
+            version = None if found is None else str(found.version)
+            if version is None or version == champion or version in self._stopped:
+                self._set_challenger(None, None)
+                return
+            rollout = Rollout.from_tags(dict(found.tags or {}), self.settings.rollout_share)
+            if rollout.stopped:
+                self._set_challenger(None, None)
+                return
+            loaded = self.challenger
+            if loaded is None or loaded.version != version:
+                loaded = self._load(version)
+                log.info("challenger loaded", extra={"version": version, "mode": rollout.mode})
+            self._set_challenger(loaded, rollout)
+        except Exception as error:  # noqa: BLE001 (the champion serves whatever happens here)
+            log.warning("challenger check failed", extra={"error": str(error)})
+
+    def _set_challenger(self, model: ServedModel | None, rollout: Rollout | None) -> None:
+        if (model and model.version) != (self.challenger and self.challenger.version):
+            self.judge.reset()
+        self.challenger, self.rollout = model, rollout  # read together by `pick`: see there
+        self.metrics.challenger(model.version if model else None, rollout)
+
+    def pick(self, client_id: str | None) -> tuple[ServedModel | None, str]:
+        """The model that answers this client, and its role."""
+        champion, challenger, rollout = self.current, self.challenger, self.rollout
+        if challenger and rollout and canary_serves(rollout, client_id, challenger.version):
+            return challenger, CHALLENGER_ROLE
+        return champion, CHAMPION_ROLE
+
+    def observe(self, role: str, ok: bool, seconds: float) -> None:
+        """Count a request against its role; roll the canary back when the rule says so."""
+        challenger = self.challenger
+        if challenger is None or self.rollout is None or self.rollout.mode != "canary":
+            return
+        reason = self.judge.observe(role, ok, seconds)
+        if reason:
+            self.stop(challenger.version, reason)
+
+    def observe_label(self, version: str, correct: bool) -> None:
+        """Count a label against the role of the version that made the prediction."""
+        challenger, champion = self.challenger, self.current
+        if challenger is None or self.rollout is None or self.rollout.mode != "canary":
+            return
+        if version == challenger.version:
+            reason = self.judge.observe_label(CHALLENGER_ROLE, correct)
+        elif champion and version == champion.version:
+            reason = self.judge.observe_label(CHAMPION_ROLE, correct)
+        else:
+            return
+        if reason:
+            self.stop(challenger.version, reason)
+
+    def stop(self, version: str, reason: str) -> None:
+        """Roll the canary back: at once here, then on the version's tags for every replica."""
+        if version in self._stopped:
+            return
+        self._stopped.add(version)
+        self._set_challenger(None, None)
+        self.metrics.rollbacks.inc()
+        log.error("canary rolled back", extra={"challenger_version": version, "reason": reason})
+        threading.Thread(target=self._tag_stopped, args=(version, reason), daemon=True).start()
+
+    def _tag_stopped(self, version: str, reason: str) -> None:
+        try:
+            self.client.set_model_version_tag(self.settings.model_name, version, STOPPED, reason)
+        except Exception as error:  # noqa: BLE001 (this API has stopped it already)
+            log.warning("could not tag the rollback", extra={"error": str(error)})
 
     def _load(self, version: str) -> ServedModel:
         name = self.settings.model_name

@@ -92,11 +92,15 @@ class PredictRequest(BaseModel):
 
 
 class ModelRef(BaseModel):
-    """Which model answered: its name and version."""
+    """Which model answered: its name, version and role."""
 
     name: str
     version: str
     run_id: str
+    role: str = Field(
+        default="champion",
+        description="`champion`, or `challenger` when this client is on its canary share",
+    )
 
 
 class Prediction(BaseModel):

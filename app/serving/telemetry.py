@@ -77,6 +77,62 @@ class Metrics:
             registry=r,
         )
 
+        # Progressive delivery (app/serving/rollout.py).
+        self.role_requests = Counter(
+            "api_role_requests",
+            "Requests answered by each role's model: champion or challenger (canary); outcome "
+            "`fallback` is a challenger that failed and was answered for by the champion",
+            ["role", "model_version", "outcome"],
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "api_model_seconds",
+            "Time the model took on a request, by role",
+            ["role"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+            registry=r,
+        )
+        self.challenger_info = Gauge(
+            "api_challenger_info",
+            "The challenger this API follows (value 1; version 0 and mode none: there is none), "
+            "its mode and its canary share",
+            ["version", "mode", "share"],
+            registry=r,
+        )
+        self.shadow = Counter(
+            "api_shadow_predictions",
+            "Predictions the challenger made in shadow, by whether it agreed with the champion",
+            ["challenger_version", "agreement"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "api_shadow_dropped",
+            "Requests the shadow queue was too full to score (the challenger fell behind)",
+            registry=r,
+        )
+        self.shadow_labels = Counter(
+            "api_shadow_labels",
+            "Labels of predictions the challenger also made in shadow, by whether it was right",
+            ["challenger_version", "outcome"],
+            registry=r,
+        )
+        self.rollbacks = Counter(
+            "api_canary_rollbacks",
+            "Canaries this API rolled back by rule (CanaryRolledBack; the version and the reason "
+            "are in the log line and on the version's rollout.stopped tag)",
+            registry=r,
+        )
+        self.challenger(None, None)
+
+    def challenger(self, version: str | None, rollout) -> None:
+        """Record which challenger this API follows now, and how."""
+        self.challenger_info.clear()
+        if version is None or rollout is None:
+            self.challenger_info.labels("0", "none", "0").set(1)
+        else:
+            share = f"{rollout.share:g}" if rollout.mode == "canary" else "0"
+            self.challenger_info.labels(version, rollout.mode, share).set(1)
+
     def watch_drift(self, current: Callable[[], DriftMonitor | None]) -> None:
         """Export the drift gauges of whatever `current()` returns at each scrape."""
         self.registry.register(DriftGauges(current))

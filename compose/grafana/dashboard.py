@@ -380,13 +380,79 @@ def model_service() -> dashboard.Dashboard:
         .min(0)
         .span(10)
         .height(8),
+        # Progressive delivery (app/serving/rollout.py): the challenger in shadow or on a canary.
+        timeseries_panel(
+            "Traffic by role",
+            "Requests answered per second by the champion and by the challenger (its canary "
+            "share of clients), and challenger failures the champion answered for (fallback). "
+            "Bad: fallbacks; a challenger line in shadow mode (it answers no one there).",
+            units.RequestsPerSecond,
+            query(
+                f"sum by (role, outcome) (rate(api_role_requests_total[{RATE}]))",
+                "{{role}} {{outcome}}",
+            ),
+        )
+        .min(0)
+        .span(10)
+        .height(8),
+        stat_panel(
+            "Challenger",
+            "The challenger the API follows (@challenger in the registry), its mode (shadow or "
+            "canary) and canary share; version 0 and none: there is none (or it was rolled "
+            "back: CanaryRolledBack).",
+            query("api_challenger_info", "v{{version}} {{mode}} {{share}}"),
+        )
+        .color_mode(common.BigValueColorMode.NONE)
+        .span(4)
+        .height(8),
+        timeseries_panel(
+            "Shadow agreement and accuracy by role",
+            "Share of the requests the champion answered on which the challenger, scoring them "
+            "in shadow, said the same digit; and where labels arrived, the share each got right "
+            "(the challenger's in shadow, and each model version's own answers). Bad: the "
+            "challenger's accuracy under the champion's.",
+            units.NoUnit,
+            query(
+                f'sum(rate(api_shadow_predictions_total{{agreement="agree"}}[{RATE}])) / '
+                f"sum(rate(api_shadow_predictions_total[{RATE}]))",
+                "agreement (shadow)",
+            ),
+            query(
+                f'sum(rate(api_shadow_labels_total{{outcome="correct"}}[{RATE}])) / '
+                f"sum(rate(api_shadow_labels_total[{RATE}]))",
+                "challenger accuracy (shadow)",
+            ),
+            query(
+                f'sum by (model_version) (rate(api_feedback_labels_total{{outcome="correct"}}'
+                f"[{RATE}])) / sum by (model_version) (rate(api_feedback_labels_total[{RATE}]))",
+                "v{{model_version}} accuracy",
+            ),
+        )
+        .min(0)
+        .max(1)
+        .span(10)
+        .height(8),
+        timeseries_panel(
+            "Model latency by role (p50)",
+            "Median time the model itself took on a request, champion and canary apart (the "
+            "rollback rule compares these). Bad: the challenger far above the champion.",
+            units.Seconds,
+            query(
+                "histogram_quantile(0.5, sum by (le, role) "
+                f"(rate(api_model_seconds_bucket[{RATE}])))",
+                "{{role}}",
+            ),
+        )
+        .min(0)
+        .span(4)
+        .height(8),
     ]
     builder = (
         dashboard.Dashboard("Model service")
         .uid("model-service")
         .description(
             "The model API: traffic, errors, latency, predictions, model, drift, labels from the "
-            "field and retrains."
+            "field, retrains, and the challenger in shadow or on a canary."
         )
         .tags(["mlops-workbook"])
         .refresh("5s")

@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import yaml
 
-from app import stack
+from app import registry, stack
 from app.config import REPO_ROOT, Settings
 from app.data import load_split
 from app.data.build import shifted_batch
 from app.monitoring.alerts import prometheus_alert
 from app.poll import wait_for
 from app.stack import free_port
+from app.training import train_and_log
 from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
@@ -124,9 +125,13 @@ def start_monitoring(settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def monitored(server, params, tmp_path_factory):
-    """Settings of a running API (champion: a baseline) watched by Prometheus + Alertmanager."""
+    """Settings of a running API (champion: a baseline; another in shadow) watched by
+    Prometheus + Alertmanager."""
     settings = own_ports(server, tmp_path_factory.mktemp("monitored"))
     champion_of(settings, params)
+    # A challenger in shadow (the default for @challenger): the dashboard's rollout panels.
+    logged = train_and_log(settings, params, "baseline", overrides={"C": 0.1}, label="shadow")
+    registry.register_challenger(settings, logged.model_uri)
     # The retrainer too: the dashboard's retrain panels.
     with stack.running(settings, "api", "retrainer", *MONITORING):
         yield settings
@@ -252,18 +257,17 @@ def test_the_dashboard_has_queries():
 def test_scrapes_during_a_model_swap_always_answer(traffic, monitored, params):
     """Every /metrics answer during a promotion is complete: the drift gauges never vanish."""
     url = f"{monitored.api_url}/metrics"
-    before = value(monitored, "api_model_version")
-    champion_of(monitored, params, C=0.4)
+    promoted = float(champion_of(monitored, params, C=0.4))
     answers = []
 
     def swapped() -> bool:  # every answer is kept: each must be complete
         answers.append(httpx.get(url))
-        return f"api_model_version {before + 1}" in answers[-1].text
+        return f"api_model_version {promoted}" in answers[-1].text
 
     wait_for(swapped, 15, every=0, what="the swap to show in /metrics")
     assert all(a.status_code == 200 for a in answers)
     assert all("api_input_drift_score" in a.text for a in answers)
-    assert f"api_model_version {before + 1}" in answers[-1].text, "the swap never happened"
+    assert f"api_model_version {promoted}" in answers[-1].text, "the swap never happened"
     # The new model starts with an empty window: its predictions are its own.
     assert "api_drift_window_inputs 0.0" in answers[-1].text
 

@@ -8,6 +8,7 @@ README shows (`make screenshots`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,18 @@ def test_a_drawn_digit_is_predicted_and_shown(page: Page, served, tmp_path):
     screenshots = Path(os.environ.get("WORKBOOK_SCREENSHOT_DIR", tmp_path))
     page.screenshot(path=screenshots / "playground.png", full_page=True)
     assert (screenshots / "playground.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_page_names_its_browser_the_same_from_visit_to_visit(page: Page, served):
+    """X-Client-Id: what keeps a client on one model of a canary (app/serving/rollout.py)."""
+    ids = []
+    for _ in range(2):
+        page.goto(f"{served}/playground")
+        page.get_by_label("Predict when I pause drawing").uncheck()
+        with page.expect_request("**/predict/image") as sent:
+            predict_drawing(page, STROKES[2])
+        ids.append(sent.value.headers["x-client-id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", ids[0]) and ids[0] == ids[1]
 
 
 def test_a_pause_after_drawing_predicts_by_itself(page: Page, served):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.feedback import AlreadyLabelled, UnknownPrediction
-from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, SettingsDep
+from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, SettingsDep, StoreDep
 from app.serving.schemas import FeedbackRequest, FeedbackResponse, Problem
 
 router = APIRouter(tags=["feedback"])
@@ -25,6 +25,7 @@ async def feedback(
     store: FeedbackDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    models: StoreDep,
     request: Request,
     response: Response,
 ) -> FeedbackResponse:
@@ -54,6 +55,9 @@ async def feedback(
     if labelled.created:
         outcome = "correct" if labelled.correct else "wrong"
         metrics.feedback.labels(labelled.model_version, client, outcome).inc()
+        models.observe_label(labelled.model_version, labelled.correct)  # the canary's rule
+        if request.app.state.shadow:  # and the challenger's answer in shadow, if it gave one
+            request.app.state.shadow.label(labelled.prediction_id, labelled.digit)
     else:
         response.status_code = 200
     request.scope["state"]["log"].update(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import time
 import uuid
 from typing import Any
 
@@ -12,8 +14,9 @@ from PIL import Image, UnidentifiedImageError
 
 from app.data.images import image_to_features
 from app.feedback import FeedbackStore, Made, utcnow
-from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, ModelDep, SettingsDep
-from app.serving.model_store import ServedModel
+from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, ModelDep, SettingsDep, StoreDep
+from app.serving.model_store import ModelStore, ServedModel
+from app.serving.rollout import CHALLENGER_ROLE, CHAMPION_ROLE, CLIENT_ID_HEADER, ShadowJob
 from app.serving.schemas import (
     ImagePredictResponse,
     ModelRef,
@@ -24,6 +27,7 @@ from app.serving.schemas import (
 )
 from app.serving.telemetry import Metrics
 
+log = logging.getLogger("app.serving")
 router = APIRouter(tags=["predict"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem}
@@ -32,16 +36,50 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
 
+def answer(
+    features: np.ndarray,
+    champion: ServedModel,
+    store: ModelStore,
+    metrics: Metrics,
+    client: str | None,
+) -> tuple[np.ndarray, ServedModel, str]:
+    """The probabilities, from the model this client's requests go to (the champion, or the
+    challenger on a canary share), and which model and role answered. A challenger that fails
+    is answered for by the champion: the client never sees its failure, the rollback rule does."""
+    model, role = store.pick(client)
+    model = model or champion
+    started = time.perf_counter()
+    try:
+        probabilities = model.classifier.predict_proba(features)
+    except Exception as error:
+        if role != CHALLENGER_ROLE:
+            raise
+        metrics.role_requests.labels(role, model.version, "fallback").inc()
+        log.warning("the challenger failed; the champion answers", extra={"error": str(error)})
+        store.observe(role, False, time.perf_counter() - started)
+        model, role, started = champion, CHAMPION_ROLE, time.perf_counter()
+        probabilities = model.classifier.predict_proba(features)
+    seconds = time.perf_counter() - started
+    metrics.role_requests.labels(role, model.version, "answered").inc()
+    metrics.model_seconds.labels(role).observe(seconds)
+    store.observe(role, True, seconds)
+    return probabilities, model, role
+
+
 def predict_rows(
     features: np.ndarray,
-    model: ServedModel,
+    champion: ServedModel,
+    store: ModelStore,
     metrics: Metrics,
     feedback: FeedbackStore | None,
     request: Request,
 ) -> PredictResponse:
     """Run the model on n x 64 rows; count, log (never the pixels) and store what it predicted,
-    each prediction under an id that a label from the field can name later (no store: not kept)."""
-    probabilities = model.classifier.predict_proba(features)
+    each prediction under an id that a label from the field can name later (no store: not kept).
+    A challenger in shadow scores what the champion answered, after the answer is made."""
+    probabilities, model, role = answer(
+        features, champion, store, metrics, request.headers.get(CLIENT_ID_HEADER)
+    )
     digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
     for digit, confidence in zip(digits, confidences, strict=True):
         metrics.predictions.labels(str(digit)).inc()
@@ -60,15 +98,18 @@ def predict_rows(
     )
     if feedback:
         feedback.record(made)
+    shadow = request.app.state.shadow
+    if role == CHAMPION_ROLE and store.challenger is not None and shadow is not None:
+        shadow.submit(ShadowJob(features, digits, made.ids()))
     request.scope["state"]["log"].update(
-        model_version=model.version, digits=digits.tolist(), prediction_batch=made.batch
+        model_version=model.version, role=role, digits=digits.tolist(), prediction_batch=made.batch
     )
     return PredictResponse(
         predictions=[
             Prediction(id=i, digit=int(digit), probabilities=row.astype(float).round(6).tolist())
             for i, digit, row in zip(made.ids(), digits, probabilities, strict=True)
         ],
-        model=ModelRef(name=model.name, version=model.version, run_id=model.run_id),
+        model=ModelRef(name=model.name, version=model.version, run_id=model.run_id, role=role),
     )
 
 
@@ -76,6 +117,7 @@ def predict_rows(
 async def predict(
     body: PredictRequest,
     model: ModelDep,
+    store: StoreDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     feedback: FeedbackDep,
@@ -91,13 +133,14 @@ async def predict(
             422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
         )
     features = np.asarray(body.instances, dtype=np.float32)
-    return predict_rows(features, model, metrics, feedback, request)
+    return predict_rows(features, model, store, metrics, feedback, request)
 
 
 @router.post("/predict/image", responses=ERRORS)
 async def predict_image(
     file: UploadFile,
     model: ModelDep,
+    store: StoreDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     feedback: FeedbackDep,
@@ -126,5 +169,5 @@ async def predict_image(
         raise HTTPException(422, f"not a readable PNG or JPEG image: {error}") from None
     except ValueError as error:  # no ink: nothing to classify
         raise HTTPException(422, str(error)) from None
-    answer = predict_rows(features.reshape(1, -1), model, metrics, feedback, request)
-    return ImagePredictResponse(**answer.model_dump(), pixels=features.tolist())
+    answered = predict_rows(features.reshape(1, -1), model, store, metrics, feedback, request)
+    return ImagePredictResponse(**answered.model_dump(), pixels=features.tolist())
