@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # latency more than `max_latency_ratio` times the champion's; or, with `min_labels` labels
     # each, when its accuracy is more than `max_accuracy_gap` below the champion's.
     rollout_share: float = Field(default=0.1, ge=0, le=1)
-    rollout_shadow_queue: int = Field(default=256, gt=0)
+    rollout_shadow_queue: int = Field(default=2048, gt=0)  # requests waiting for the shadow
     rollout_window: int = Field(default=200, gt=0)
     rollout_min_requests: int = Field(default=50, gt=0)
     rollout_max_error_gap: float = Field(default=0.05, ge=0, le=1)

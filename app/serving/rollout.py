@@ -34,9 +34,10 @@ champion from the next request on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-import queue
+import os
 import statistics
 import threading
 from collections import OrderedDict, deque
@@ -57,6 +58,8 @@ MODE, SHARE, STOPPED = "rollout.mode", "rollout.share", "rollout.stopped"
 SHADOW, CANARY = "shadow", "canary"
 CHAMPION_ROLE, CHALLENGER_ROLE = "champion", "challenger"
 CLIENT_ID_HEADER = "x-client-id"
+BATCH = 256  # requests the shadow scores in one model call, when that many are waiting
+INTERVAL = 0.2  # seconds between the shadow's rounds
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,12 @@ class ShadowJob:
 class Shadow:
     """The challenger scores what the champion answered, off the answer's path.
 
-    `submit` only puts the request on a bounded queue (dropped, and counted, when it is full);
-    one thread scores it with the challenger `current()` returns, counts whether it agreed with
-    the champion, and remembers its answers (the last `remember` of them) so that a label can
-    score the challenger too (`label`).
+    `submit` only appends the request to a bounded list (dropped, and counted, when it is
+    full): no lock, no wake-up. Every `INTERVAL` one thread, at the lowest CPU priority, takes
+    what has gathered and scores it with the challenger `current()` returns, up to `BATCH`
+    requests per model call (one row costs a CNN nearly as much as a few hundred), counts whether it
+    agreed with the champion, and remembers its answers (the last `remember`) so that a label
+    can score the challenger too (`label`).
     """
 
     def __init__(
@@ -120,17 +125,20 @@ class Shadow:
         capacity: int,
         remember: int = 10_000,
     ):
-        self.current, self.metrics, self.remember = current, metrics, remember
+        self.current, self.metrics = current, metrics
+        self.capacity, self.remember = capacity, remember
         self.answers: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=capacity)
+        self._pending: deque[ShadowJob] = deque()
+        self._scoring = threading.Lock()
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
         self._thread.start()
 
     def submit(self, job: ShadowJob) -> None:
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
+        if len(self._pending) >= self.capacity:
             self.metrics.shadow_dropped.inc()
+        else:
+            self._pending.append(job)  # deque.append is atomic: the request takes no lock
 
     def label(self, prediction_id: str, digit: int) -> None:
         """A label arrived: count whether the challenger, in shadow, was right too."""
@@ -141,32 +149,42 @@ class Shadow:
             self.metrics.shadow_labels.labels(version, outcome).inc()
 
     def drain(self) -> None:
-        """Wait until every submitted request is scored."""
-        self._queue.join()
+        """Score everything submitted so far, now (tests; the thread does it every INTERVAL)."""
+        self._score_pending()
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._closed.set()
         self._thread.join(timeout=10)
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                challenger = self.current()
-                if challenger is not None:
-                    self._score(challenger, job)
-            except Exception as error:  # noqa: BLE001 (a broken challenger must not end the thread)
-                log.warning("shadow scoring failed", extra={"error": str(error)})
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+        # The lowest CPU priority (Linux schedules threads apart): under load the answers get
+        # the cores, and the shadow what they leave; its list fills and drops, counted.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        while not self._closed.wait(INTERVAL):
+            self._score_pending()
 
-    def _score(self, challenger: ServedModel, job: ShadowJob) -> None:
-        digits = challenger.classifier.predict_proba(job.features).argmax(axis=1)
-        agree = int((digits == job.digits).sum())
+    def _score_pending(self) -> None:
+        with self._scoring:
+            while self._pending:
+                jobs = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
+                try:
+                    challenger = self.current()
+                    if challenger is not None:
+                        self._score(challenger, jobs)
+                except Exception as error:  # noqa: BLE001 (a broken challenger must not stop it)
+                    log.warning("shadow scoring failed", extra={"error": str(error)})
+
+    def _score(self, challenger: ServedModel, jobs: list[ShadowJob]) -> None:
+        features = np.concatenate([job.features for job in jobs])
+        digits = challenger.classifier.predict_proba(features).argmax(axis=1)
+        champion = np.concatenate([job.digits for job in jobs])
+        agree = int((digits == champion).sum())
         counter = self.metrics.shadow
         counter.labels(challenger.version, "agree").inc(agree)
         counter.labels(challenger.version, "disagree").inc(len(digits) - agree)
-        for prediction_id, digit in zip(job.prediction_ids, digits, strict=True):
+        ids = [prediction_id for job in jobs for prediction_id in job.prediction_ids]
+        for prediction_id, digit in zip(ids, digits, strict=True):
             self.answers[prediction_id] = (challenger.version, int(digit))
         while len(self.answers) > self.remember:
             self.answers.popitem(last=False)
