@@ -65,7 +65,9 @@ class ModelStore:
         self.challenger: ServedModel | None = None
         self.rollout: Rollout | None = None
         self.judge = CanaryJudge(settings)
-        self._stopped: set[str] = set()  # challenger versions this API rolled back
+        # The challengers this API rolled back, as version/run: a number MLflow may give again
+        # once that version is deleted (a sandbox's undo) names another model then.
+        self._stopped: set[str] = set()
 
     async def refresh(self) -> bool:
         """Load the champion if it is not what we serve; True when a new model was swapped in."""
@@ -135,7 +137,11 @@ class ModelStore:
         try:
             found = self._aliased(CHALLENGER)
             version = None if found is None else str(found.version)
-            if version is None or version == champion or version in self._stopped:
+            if (
+                version is None
+                or version == champion
+                or f"{version}/{found.run_id}" in self._stopped
+            ):
                 self._set_challenger(None, None)
                 return
             rollout = Rollout.from_tags(dict(found.tags or {}), self.settings.rollout_share)
@@ -143,7 +149,7 @@ class ModelStore:
                 self._set_challenger(None, None)
                 return
             loaded = self.challenger
-            if loaded is None or loaded.version != version:
+            if loaded is None or (loaded.version, loaded.run_id) != (version, found.run_id):
                 loaded = self._load(version)
                 log.info("challenger loaded", extra={"version": version, "mode": rollout.mode})
             self._set_challenger(loaded, rollout)
@@ -170,7 +176,7 @@ class ModelStore:
             return
         reason = self.judge.observe(role, ok, seconds)
         if reason:
-            self.stop(challenger.version, reason)
+            self.stop(challenger, reason)
 
     def observe_label(self, version: str, correct: bool) -> None:
         """Count a label against the role of the version that made the prediction."""
@@ -184,13 +190,14 @@ class ModelStore:
         else:
             return
         if reason:
-            self.stop(challenger.version, reason)
+            self.stop(challenger, reason)
 
-    def stop(self, version: str, reason: str) -> None:
+    def stop(self, challenger: ServedModel, reason: str) -> None:
         """Roll the canary back: at once here, then on the version's tags for every replica."""
-        if version in self._stopped:
+        version, key = challenger.version, f"{challenger.version}/{challenger.run_id}"
+        if key in self._stopped:
             return
-        self._stopped.add(version)
+        self._stopped.add(key)
         self._set_challenger(None, None)
         self.metrics.rollbacks.inc()
         log.error("canary rolled back", extra={"challenger_version": version, "reason": reason})
