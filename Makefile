@@ -115,8 +115,10 @@ format: setup
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# Speed is measured here, never asserted in tests: this API against `mlflow models serve`.
-bench: setup
+# Speed is measured here, never asserted in tests: this API against `mlflow models serve` and
+# against FastAPI alone (the ceiling), at 1, 8 and 64 connections.
+bench: setup data
+	scripts/system-deps.sh stack bench
 	$(PY) bench/serving.py
 
 # Then the container tests, when a Docker engine runs or can be started here (CI sets

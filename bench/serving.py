@@ -1,14 +1,17 @@
-"""`make bench`: this API against `mlflow models serve`, same model, payload and load.
+"""`make bench`: this API against `mlflow models serve` and against FastAPI alone.
 
 Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports),
-trains and promotes the CNN, serves that one model version three times, one worker each: this
-API, this API keeping no predictions for labels (`feedback_store` off: what storing costs), and
-`mlflow models serve`; loads each with wrk: one instance per request, the same connections and
-duration. Then a second CNN becomes @challenger, which the API scores every request with in
-shadow, off the answer's path (app/serving/rollout.py), and this API is measured again.
-Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is
-installed, it scrapes this API every 5 s during the run, as in the stack: the drift scores it
-triggers are part of what is measured.
+trains and promotes the CNN, and serves that one model version, one worker each: this API
+through ONNX Runtime (the model's export: what it serves by default) and through PyTorch
+(`WORKBOOK_API_MODEL_RUNTIME=native`), this API keeping no predictions for labels
+(`feedback_store` off: what storing costs), `mlflow models serve`, and the ceiling: FastAPI
+alone on the same uvicorn, the API's own schemas, no model (bench/bare_api.py). Loads each with
+wrk at 1, 8 and 64 connections: one instance per request, the same duration. Then a second CNN
+becomes @challenger, which the API scores every request with in shadow, off the answer's path
+(app/serving/rollout.py), and this API is measured again, against itself measured just before.
+Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is installed,
+it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
+part of what is measured.
 """
 
 from __future__ import annotations
@@ -29,11 +32,18 @@ from app import registry, stack
 from app.config import get_settings, load_params
 from app.data import load_split
 from app.poll import wait_for
+from app.stack.services import uvicorn
 from app.training import setup_mlflow, train_and_log
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+OURS = "this API, ONNX Runtime"
+TORCH = "this API, PyTorch"
 UNSTORED = "this API, keeping no predictions"
+MLFLOW = "mlflow models serve"
+BARE = "FastAPI alone (the ceiling)"
+BEFORE_SHADOW = "this API, again, just before"
 SHADOWED = "this API, a challenger in shadow"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
@@ -70,9 +80,10 @@ def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", default="1,8,64", help="comma-separated")
+    parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
+    loads = [int(c) for c in args.connections.split(",")]
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: install it with `sudo apt-get install wrk`")
     with tempfile.TemporaryDirectory() as state:
@@ -90,41 +101,63 @@ def main() -> int:
             stack.service(settings, name) for name in ("mlflow", "api", "prometheus")
         )
         scraped = prometheus.command is not None
-        # The same API keeping no predictions: its own state folder (pid file, log) and port.
-        unstored_settings = settings.model_copy(
-            update={
-                "state_dir": Path(state) / "unstored",
-                "api_port": stack.free_port(),
-                "feedback_store": False,
-            }
+
+        def variant(name: str, **changes) -> tuple:
+            """The same API with other settings: its own state folder (pid file, log), port."""
+            changed = settings.model_copy(
+                update={"state_dir": Path(state) / name, "api_port": stack.free_port()} | changes
+            )
+            return changed, stack.service(changed, "api")
+
+        others = {
+            TORCH: variant("native", api_model_runtime="native"),
+            UNSTORED: variant("unstored", feedback_store=False),
+        }
+        serve_port, bare_port = stack.free_port(), stack.free_port()
+        others[MLFLOW] = (
+            settings,
+            stack.Service(
+                name="mlflow-serve",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{settings.model_name}@champion",
+                    "--env-manager",
+                    "local",
+                    "--workers",
+                    "1",
+                    "--host",
+                    settings.host,
+                    "--port",
+                    str(serve_port),
+                ],  # fmt: skip
+                port=serve_port,
+                health_url=f"{settings.url(serve_port)}/health",
+                url=f"{settings.url(serve_port)}/invocations",
+                # It starts `uvicorn` by name: this environment's, also outside `make`
+                env={
+                    "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                },
+                startup_seconds=120,
+            ),
         )
-        unstored = stack.service(unstored_settings, "api")
-        serve_port = stack.free_port()
-        mlflow_serve = stack.Service(
-            name="mlflow-serve",
-            command=[
-                sys.executable,
-                "-m",
-                "mlflow",
-                "models",
-                "serve",
-                "-m",
-                f"models:/{settings.model_name}@champion",
-                "--env-manager",
-                "local",
-                "--workers",
-                "1",
-                "--host",
-                settings.host,
-                "--port",
-                str(serve_port),
-            ],  # fmt: skip
-            port=serve_port,
-            health_url=f"{settings.url(serve_port)}/health",
-            url=f"{settings.url(serve_port)}/invocations",
-            env={"MLFLOW_TRACKING_URI": settings.mlflow_uri},
-            startup_seconds=120,
+        others[BARE] = (
+            settings,
+            stack.Service(
+                name="bare-fastapi",
+                command=uvicorn("bench.bare_api:create_app", settings.host, bare_port),
+                port=bare_port,
+                health_url=f"{settings.url(bare_port)}/health",
+                url=f"{settings.url(bare_port)}/predict",
+                env={"PYTHONPATH": str(REPO)},
+            ),
         )
+        results: dict[str, dict[int, dict[str, float]]] = {}
         try:
             stack.start(settings, mlflow_service)
             setup_mlflow(settings)
@@ -132,55 +165,75 @@ def main() -> int:
             version = registry.register_challenger(settings, logged.model_uri).version
             registry.gate(settings, params, version)
             stack.start(settings, api_service)
-            stack.start(unstored_settings, unstored)
+            for owner, service in others.values():
+                stack.start(owner, service)
             if scraped:
                 stack.start(settings, prometheus)
-            stack.start(settings, mlflow_serve)
             row = load_split(settings.data_dir / "val")[0][0].tolist()
             api = f"{settings.api_url}/predict"
-            results = {}
-            for name, url, body in [
-                ("this API (FastAPI + uvicorn)", api, {"instances": [row]}),
-                ("mlflow models serve", mlflow_serve.url, {"inputs": [row]}),
-                (UNSTORED, f"{unstored_settings.api_url}/predict", {"instances": [row]}),
-            ]:
-                wrk(url, body, args.connections, 3)  # warm-up, not counted
-                results[name] = wrk(url, body, args.connections, args.seconds)
+            targets = {OURS: api} | {
+                name: service.url if name in (MLFLOW, BARE) else f"{owner.api_url}/predict"
+                for name, (owner, service) in others.items()
+            }
+            for name, url in targets.items():
+                body = {"inputs": [row]} if name == MLFLOW else {"instances": [row]}
+                results[name] = measure(url, body, loads, args.seconds)
+            # The shadow against this API measured again just before it: by then its feedback
+            # store holds every earlier request, and a bigger table costs its writer more.
+            results[BEFORE_SHADOW] = measure(api, {"instances": [row]}, loads, args.seconds)
             shadowed = shadow_challenger(settings, params)
-            wrk(api, {"instances": [row]}, args.connections, 3)
-            results[SHADOWED] = wrk(api, {"instances": [row]}, args.connections, args.seconds)
+            results[SHADOWED] = measure(api, {"instances": [row]}, loads, args.seconds)
             scored = shadow_counts(settings)
         finally:
-            stack.stop(unstored_settings, unstored)
-            for service in (mlflow_serve, prometheus, api_service, mlflow_service):
+            for owner, service in others.values():
+                stack.stop(owner, service)
+            for service in (prometheus, api_service, mlflow_service):
                 stack.stop(settings, service)
-    print(
-        f"\nmodel: {settings.model_name} v{version} (CNN), 1 instance per request, 1 worker each,"
-    )
-    print(f"wrk -t1 -c{args.connections} -d{args.seconds}s on {os.cpu_count()} cores")
+    print(f"\nmodel: {settings.model_name} v{version} (CNN), 1 instance a request, 1 worker each,")
+    print(f"wrk -t1 -c<connections> -d{args.seconds}s on {os.cpu_count()} cores")
     print(
         "this API scraped by Prometheus every 5 s: "
         + ("yes\n" if scraped else "no (not installed)\n")
     )
-    print(f"| {'server':<34} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
-    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
-    for name, r in results.items():
-        print(f"| {name:<34} | {r['rps']:>8.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} |")
-    ours, theirs, unstored_result, shadow_result = results.values()
-    for label, a, b in [
-        ("ratio (this API / mlflow)", ours, theirs),
-        ("storing predictions (with/without)", ours, unstored_result),
-        ("a shadow challenger (with/without)", shadow_result, ours),
-    ]:
-        print(
-            f"| {label:<34} | {a['rps'] / b['rps']:>7.2f}x | "
-            f"{a['p50'] / b['p50']:>6.2f}x | {a['p99'] / b['p99']:>6.2f}x |"
-        )
+    print_table(results, loads)
     print(
         f"\nshadow: challenger v{shadowed} scored {scored['agree'] + scored['disagree']:.0f} "
         f"requests ({scored['agree']:.0f} agreeing), dropped {scored['dropped']:.0f} (queue full)"
     )
     return 0
+
+
+def measure(url: str, body: dict, loads: list[int], seconds: int) -> dict[int, dict[str, float]]:
+    """wrk at each number of connections, after a 3 s warm-up that is not counted."""
+    wrk(url, body, max(loads), 3)
+    return {connections: wrk(url, body, connections, seconds) for connections in loads}
+
+
+def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int]) -> None:
+    """Throughput and latency per server and load; then the ratios that matter, per load."""
+    head = "".join(f" | {f'{c} conn. req/s':>15} | {'p50 ms':>7} | {'p99 ms':>7}" for c in loads)
+    print(f"| {'server':<34}{head} |")
+    print(f"|{'-' * 36}" + f"|{'-' * 17}|{'-' * 9}|{'-' * 9}" * len(loads) + "|")
+    for name, by_load in results.items():
+        cells = "".join(
+            f" | {r['rps']:>15.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f}"
+            for r in (by_load[c] for c in loads)
+        )
+        print(f"| {name:<34}{cells} |")
+    print("\nratios (throughput, p50, p99 of the first over the second):")
+    for label, a, b in [
+        ("this API / mlflow models serve", OURS, MLFLOW),
+        ("this API / FastAPI alone", OURS, BARE),
+        ("ONNX Runtime / PyTorch", OURS, TORCH),
+        ("storing predictions (with/without)", OURS, UNSTORED),
+        ("a shadow challenger (with/without)", SHADOWED, BEFORE_SHADOW),
+    ]:
+        cells = "".join(
+            f" | {x['rps'] / y['rps']:>14.2f}x | {x['p50'] / y['p50']:>6.2f}x"
+            f" | {x['p99'] / y['p99']:>6.2f}x"
+            for x, y in ((results[a][c], results[b][c]) for c in loads)
+        )
+        print(f"| {label:<34}{cells} |")
 
 
 def shadow_challenger(settings, params) -> str:

@@ -2,8 +2,8 @@
 # Debian packages pip cannot provide. `stack`: Prometheus (and promtool) and Alertmanager (and
 # amtool), which the native stack runs. `browser`: Chromium, for the test that renders the
 # API's /docs page. `containers`: a Docker engine and compose, for `make compose-test` (and
-# mmdebstrap, which builds a base image where no registry answers). Installs only what is
-# missing; uses sudo when not root.
+# mmdebstrap, which builds a base image where no registry answers). `bench`: wrk, the load
+# generator of `make bench`. Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 browser_found() {
   for name in chromium chromium-browser google-chrome; do command -v "$name" >/dev/null && return 0; done
@@ -20,7 +20,8 @@ for need in "$@"; do
       command -v dockerd >/dev/null || missing+=(docker.io)
       { docker compose version || command -v docker-compose; } >/dev/null 2>&1 || missing+=(docker-compose)
       command -v mmdebstrap >/dev/null || missing+=(mmdebstrap) ;;
-    *) echo "usage: $0 [stack] [browser] [containers]" >&2; exit 2 ;;
+    bench) command -v wrk >/dev/null || missing+=(wrk) ;;
+    *) echo "usage: $0 [stack] [browser] [containers] [bench]" >&2; exit 2 ;;
   esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -15,7 +15,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 [ "${TORCH_CPU:-1}" = 0 ] && exit 0
 [ "$(uname -s)" = Linux ] || exit 0
-pin="$("$python" "$root/compose/requirements.py" "$root/pyproject.toml" core | grep '^torch==')"
+pin="$("$python" "$root/compose/requirements.py" "$root/pyproject.toml" train | grep '^torch==')"
 installed="$("$python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)"
 [ "${installed%%+*}" = "${pin#torch==}" ] && exit 0
 if ! curl --silent --fail --max-time 3 --output /dev/null "$index/torch/"; then

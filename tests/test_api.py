@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from app import registry
@@ -29,6 +32,7 @@ from app.log import json_formatter
 from app.registry import CHAMPION
 from app.serving.app import create_app
 from app.training import train_and_log
+from app.training.onnx_model import TOLERANCE
 from tests.helpers import champion_of, isolated
 
 TOKEN = "test-admin-token"
@@ -82,6 +86,31 @@ def test_model_describes_what_is_served(client, served):
     run = MlflowClient().get_run(info["run_id"])
     assert info["metrics"]["val_accuracy"] == run.data.metrics["val_accuracy"]
     assert info["loaded_at"].endswith("Z") or "+00:00" in info["loaded_at"]
+    assert info["runtime"] == "onnxruntime"  # from the model's ONNX export
+    (family,) = text_string_to_metric_families(
+        "\n".join(
+            line for line in client.get("/metrics").text.splitlines() if "api_model_info" in line
+        )
+    )
+    assert [(s.labels["version"], s.labels["runtime"], s.value) for s in family.samples] == [
+        ("1", "onnxruntime", 1.0)
+    ]
+
+
+def test_the_native_runtime_answers_alike(served, client, val):
+    """`WORKBOOK_API_MODEL_RUNTIME=native`: scikit-learn computes, the answers agree."""
+    features = val[0][:100].tolist()
+    exported = client.post("/predict", json={"instances": features}).json()["predictions"]
+    native_settings = served.model_copy(update={"api_model_runtime": "native"})
+    with TestClient(create_app(native_settings)) as native:
+        assert native.get("/model").json()["runtime"] == "scikit-learn"
+        answers = native.post("/predict", json={"instances": features}).json()["predictions"]
+    assert [a["digit"] for a in answers] == [a["digit"] for a in exported]
+    np.testing.assert_allclose(
+        [a["probabilities"] for a in answers],
+        [a["probabilities"] for a in exported],
+        atol=TOLERANCE,
+    )
 
 
 def test_predict_matches_the_model(client, val, served):
@@ -358,3 +387,26 @@ def test_playground_requests_are_counted_apart_and_a_made_up_client_is_not(clien
     labels = 'client="playground",method="POST",route="/predict",status="200"'
     assert series[f"api_requests_total{{{labels}}}"] == 1
     assert not any("anything-else" in name for name in series)
+
+
+def test_serving_from_the_export_loads_neither_torch_nor_scikit_learn(served, val):
+    """What lets the API image leave torch out: a fresh process that loads the champion and
+    answers a digit has imported onnxruntime, and neither library the model was trained with."""
+    probe = (
+        "import sys, json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from app.config import Settings\n"
+        "from app.serving.app import create_app\n"
+        "settings = Settings.model_validate_json(sys.stdin.read())\n"
+        "with TestClient(create_app(settings)) as client:\n"
+        f"    answer = client.post('/predict', json={{'instances': [{val[0][0].tolist()}]}})\n"
+        "    assert answer.status_code == 200, answer.text\n"
+        "loaded = [m for m in ('onnxruntime', 'torch', 'sklearn', 'skops') if m in sys.modules]\n"
+        "print(json.dumps(loaded))\n"
+    )
+    settings = served.model_copy(update={"admin_token": None}).model_dump_json()
+    done = subprocess.run(
+        [sys.executable, "-c", probe], input=settings, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == ["onnxruntime"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mlflow.pyfunc import PythonModelContext
 from pydantic import ValidationError
 
 from app.config import REPO_ROOT, AugmentParams, ShiftParams, load_params
@@ -13,7 +14,14 @@ from app.data.build import shift_images
 from app.training import evaluate, probabilities_frame, train
 from app.training.cnn import to_tensor
 from app.training.fit import augment, for_data_version
-from app.training.models import fingerprint, load_classifier, save_classifier
+from app.training.models import DigitsModel, fingerprint, load_classifier, save_classifier
+from app.training.onnx_model import (
+    TOLERANCE,
+    ExportMismatch,
+    OnnxClassifier,
+    check_equal,
+    export_onnx,
+)
 from app.training.tracking import with_overrides
 
 SMOKE = {"epochs": 2}  # a CNN run CI can afford many times: checks mechanics, not accuracy
@@ -93,6 +101,45 @@ def test_save_and_load_give_the_same_predictions(trained, v1_arrays, family, tmp
     np.testing.assert_allclose(
         loaded.predict_proba(features), classifier.predict_proba(features), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_onnx_export_computes_what_the_model_does(trained, v1_arrays, family, tmp_path):
+    """The whole classifier in one graph: raw pixels of any batch size in, probabilities out."""
+    classifier = trained[family].classifier
+    features = v1_arrays[1][0]
+    before = classifier.predict_proba(features)
+    path = export_onnx(classifier, family, tmp_path / "model.onnx")
+    np.testing.assert_array_equal(classifier.predict_proba(features), before)  # left as it was
+    assert check_equal(classifier, path, features) <= TOLERANCE
+    exported = OnnxClassifier(path)
+    for rows in (features[:1], features[:7], features):  # batch sizes it was not exported with
+        expected = classifier.predict_proba(rows)
+        np.testing.assert_allclose(exported.predict_proba(rows), expected, atol=TOLERANCE)
+    digits = exported.predict_proba(features).argmax(axis=1)
+    assert (digits == classifier.predict_proba(features).argmax(axis=1)).all()
+
+
+def test_an_export_that_computes_something_else_is_refused(trained, v1_arrays, params, tmp_path):
+    smoke = with_overrides(params, "cnn", SMOKE).train
+    other = train("cnn", smoke, *v1_arrays).classifier
+    path = export_onnx(other, "cnn", tmp_path / "other.onnx")  # another network's graph
+    cnn = trained["cnn"].classifier
+    with pytest.raises(ExportMismatch, match="differs from the model by"):
+        check_equal(cnn, path, v1_arrays[1][0])
+
+
+def test_a_model_logged_before_exports_loads_natively_or_says_why_not(trained, tmp_path):
+    weights, config = save_classifier(trained["baseline"].classifier, "baseline", tmp_path)
+    for runtime in ("auto", "native"):
+        model = DigitsModel()
+        model.load_context(
+            PythonModelContext({"weights": str(weights)}, config | {"runtime": runtime})
+        )
+        assert model.runtime == "scikit-learn"
+    with pytest.raises(ValueError, match="logged without an ONNX export"):
+        context = {"weights": str(weights)}, config | {"runtime": "onnxruntime"}
+        DigitsModel().load_context(PythonModelContext(*context))
 
 
 def test_output_frame_names_the_digit_and_its_probabilities():

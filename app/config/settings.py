@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +51,11 @@ class Settings(BaseSettings):
     api_max_image_pixels: int = Field(default=25_000_000, gt=0)
     api_threads: int = Field(
         default=1, gt=0
-    )  # torch threads per request: 1 is fastest for one digit
+    )  # torch or ONNX Runtime threads per request: 1 is fastest for one digit
+    # What computes the answers: auto is ONNX Runtime for a model logged with an ONNX export
+    # (every model now is), else the model's own library, as native always is (PyTorch,
+    # scikit-learn).
+    api_model_runtime: Literal["auto", "onnxruntime", "native"] = "auto"
     # The retraining watcher checks git HEAD's data.dvc this often (an alert checks at once).
     retrain_poll_seconds: float = Field(default=10.0, gt=0)
     # The API's predictions and labels (app/feedback.py): unset, a SQLite file in state_dir;

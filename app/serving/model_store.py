@@ -41,6 +41,7 @@ class ServedModel:
     metrics: dict[str, float]
     loaded_at: datetime
     classifier: Classifier
+    runtime: str  # what computes its answers: onnxruntime, pytorch or scikit-learn
     # Its drift reference and the window of inputs it answered (None: logged without one).
     drift: DriftMonitor | None
 
@@ -106,7 +107,7 @@ class ModelStore:
             previous, self.current = self.current, loaded  # the swap: one assignment
             self.last_problem = None
             self.metrics.model_loads.labels("success").inc()
-            self.metrics.served(loaded.name, loaded.version, loaded.run_id)
+            self.metrics.served(loaded)
             log.info(
                 "model swapped in",
                 extra={"version": version, "previous": previous.version if previous else None},
@@ -211,7 +212,12 @@ class ModelStore:
 
     def _load(self, version: str) -> ServedModel:
         name = self.settings.model_name
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        # The runtime and threads are load-time choices of the model (DigitsModel.load_context)
+        config = {
+            "runtime": self.settings.api_model_runtime,
+            "runtime_threads": self.settings.api_threads,
+        }
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}", model_config=config)
         if "torch" in sys.modules:  # a CNN brought torch in (a baseline never imports it)
             import torch
 
@@ -233,5 +239,6 @@ class ModelStore:
             metrics={k: v for k, v in run.data.metrics.items() if k.startswith("val_")},
             loaded_at=datetime.now(UTC),
             classifier=python_model.classifier,
+            runtime=python_model.runtime,
             drift=drift,
         )

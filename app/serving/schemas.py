@@ -159,6 +159,10 @@ class ModelInfo(ModelRef):
     data_version: str
     metrics: dict[str, float]
     loaded_at: datetime
+    runtime: str = Field(
+        description="what computes its answers: `onnxruntime` (the model's ONNX export), "
+        "`pytorch` or `scikit-learn`"
+    )
 
 
 class LabelledInputOut(BaseModel):

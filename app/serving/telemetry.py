@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -16,6 +16,9 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.monitoring.drift import DriftMonitor
+
+if TYPE_CHECKING:
+    from app.serving.model_store import ServedModel
 
 REQUEST_ID_HEADER = "x-request-id"
 # The playground page marks its requests; any other value counts as "api" (a label never holds
@@ -60,8 +63,8 @@ class Metrics:
         )
         self.model_info = Gauge(
             "api_model_info",
-            "The served model (value 1)",
-            ["name", "version", "run_id"],
+            "The served model (value 1) and the runtime that computes its answers",
+            ["name", "version", "run_id", "runtime"],
             registry=r,
         )
         self.model_loads = Counter(
@@ -141,11 +144,11 @@ class Metrics:
         """Export the served model's live accuracy, `current()` at each scrape."""
         self.registry.register(LiveAccuracy(current))
 
-    def served(self, name: str, version: str, run_id: str) -> None:
-        """Record which model version now serves."""
+    def served(self, model: ServedModel) -> None:
+        """Record which model version now serves, and how."""
         self.model_info.clear()
-        self.model_info.labels(name, version, run_id).set(1)
-        self.model_version.set(float(version))
+        self.model_info.labels(model.name, model.version, model.run_id, model.runtime).set(1)
+        self.model_version.set(float(model.version))
 
 
 class DriftGauges(Collector):

@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # names for the type checker only: importing them loads torch
 CLASSES = list(range(10))
 OUTPUT_COLUMNS = ["digit", *[f"p_{digit}" for digit in CLASSES]]
 DRIFT_REFERENCE = "drift_reference"  # the model's artifact the API judges input drift by
+ONNX = "onnx"  # the model exported to ONNX (app/training/onnx_model.py)
+# How a model computes, chosen when it is loaded (`model_config={"runtime": ...}`): "auto" is
+# ONNX Runtime where the model has an ONNX export (models logged before exports had none),
+# else the family's own library, as "native" always is.
+RUNTIMES = ("auto", "onnxruntime", "native")
 
 
 class Classifier(Protocol):
@@ -78,7 +83,13 @@ def load_classifier(path: Path, config: dict) -> Classifier:
         import skops.io
 
         return skops.io.load(path)  # only skops' default-trusted scikit-learn types load
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise RuntimeError(
+            "this CNN has no ONNX export and torch is not installed here (the API image leaves "
+            "it out): retrain it with this version of the workbook, which exports every CNN"
+        ) from None
 
     from app.training.cnn import DigitsCNN, TorchClassifier
 
@@ -92,9 +103,29 @@ class DigitsModel(PythonModel):
     output out: the digit and its 10 probabilities."""
 
     def load_context(self, context) -> None:
-        """Load the classifier and find the drift reference MLflow downloaded."""
-        self.family = context.model_config["family"]
-        self.classifier = load_classifier(Path(context.artifacts["weights"]), context.model_config)
+        """Load the classifier (through ONNX Runtime when the model has an ONNX export, unless
+        the loader asks for `runtime: native`: PyTorch or scikit-learn) and find the drift
+        reference MLflow downloaded."""
+        config = context.model_config
+        self.family = config["family"]
+        runtime = config.get("runtime", "auto")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r} is none of {', '.join(RUNTIMES)}")
+        exported = context.artifacts.get(ONNX)
+        if runtime == "onnxruntime" and not exported:
+            raise ValueError(
+                f"runtime onnxruntime asked for, but this {self.family} was logged without an "
+                "ONNX export (before the workbook exported every model): retrain it"
+            )
+        if exported and runtime != "native":
+            from app.training.onnx_model import OnnxClassifier
+
+            threads = config.get("runtime_threads", 1)
+            self.classifier: Classifier = OnnxClassifier(Path(exported), threads)
+            self.runtime = "onnxruntime"
+        else:
+            self.classifier = load_classifier(Path(context.artifacts["weights"]), config)
+            self.runtime = "pytorch" if self.family == "cnn" else "scikit-learn"
         # Where the drift reference was downloaded (None for models logged before it existed).
         self.drift_reference = context.artifacts.get(DRIFT_REFERENCE)
 

@@ -26,7 +26,8 @@ from app.log import quiet_mlflow
 from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
 from app.registry import FINGERPRINT
 from app.training.fit import Evaluation, TrainResult, evaluate, for_data_version, train
-from app.training.models import DRIFT_REFERENCE, fingerprint, save_classifier
+from app.training.models import DRIFT_REFERENCE, ONNX, fingerprint, save_classifier
+from app.training.onnx_model import ONNX_FILE, check_equal, export_onnx
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn (not in the API image)
     from matplotlib.figure import Figure
@@ -36,10 +37,8 @@ MODEL_NAME_IN_RUN = "model"
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # logged with, and run by, every model
 # What a model needs to load elsewhere: the versions installed here (pinned in pyproject.toml);
 # the MLflow client suffices (the API image has no more).
-PIP_REQUIREMENTS = [
-    f"{package}=={version(package)}"
-    for package in ("mlflow-skinny", "torch", "scikit-learn", "skops", "numpy", "pandas")
-]
+PACKAGES = ("mlflow-skinny", "torch", "onnxruntime", "scikit-learn", "skops", "numpy", "pandas")
+PIP_REQUIREMENTS = [f"{package}=={version(package)}" for package in PACKAGES]
 
 
 class MlflowUnavailable(RuntimeError):
@@ -138,19 +137,28 @@ SIGNATURE = ModelSignature(
 )
 
 
-def log_model(result: TrainResult, example: np.ndarray, reference: DriftReference) -> ModelInfo:
-    """Log the classifier as an MLflow model from code; its weights and drift reference go
-    with it as artifacts (the API loads both together)."""
+def log_model(result: TrainResult, val_rows: np.ndarray, reference: DriftReference) -> ModelInfo:
+    """Log the classifier as an MLflow model from code; its weights, drift reference and ONNX
+    export go with it as artifacts (the API loads them together). The export must compute what
+    the model does on the val split, or nothing is logged."""
     with tempfile.TemporaryDirectory() as folder:
         weights, config = save_classifier(result.classifier, result.family, Path(folder))
         reference_file = reference.save(Path(folder) / REFERENCE_FILE)
+        artifacts = {"weights": str(weights), DRIFT_REFERENCE: str(reference_file)}
+        exported = export_onnx(result.classifier, result.family, Path(folder) / ONNX_FILE)
+        difference = check_equal(result.classifier, exported, val_rows)
+        mlflow.log_metric("onnx_max_difference", difference)
+        artifacts[ONNX] = str(exported)
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME_IN_RUN,
             python_model=MODEL_CODE,
-            artifacts={"weights": str(weights), DRIFT_REFERENCE: str(reference_file)},
-            model_config=config,
+            artifacts=artifacts,
+            # The keys a loader may override (`model_config=` of load_model): MLflow lets it
+            # change only those the model was logged with. (MLflow logs them as the run's
+            # params too: no key may share a training param's name.)
+            model_config=config | {"runtime": "auto", "runtime_threads": 1},
             signature=SIGNATURE,
-            input_example=example,
+            input_example=val_rows[:3],
             pip_requirements=PIP_REQUIREMENTS,
         )
 
@@ -233,7 +241,7 @@ def train_and_log(
         mlflow.log_figure(confusion_figure(evaluation, title), "plots/confusion_matrix.png")
         mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
         reference = build_reference(params.monitoring, train_data[0], evaluation.probabilities)
-        info = log_model(result, val_data[0][:3], reference)
+        info = log_model(result, val_data[0], reference)
         learned = fingerprint(result.classifier, reference.model_dump_json().encode())
         mlflow.set_tags({"model_uri": info.model_uri, FINGERPRINT: learned})
     log.info(

@@ -65,7 +65,7 @@ def provide_build_inputs() -> None:
     if torch_index_answers() or list((COMPOSE / "wheels").glob("torch-*.whl")):
         return
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    pin = next(r for r in project["dependencies"] if r.startswith("torch=="))
+    pin = next(r for r in project["optional-dependencies"]["train"] if r.startswith("torch=="))
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", pin,
          "--dest", str(COMPOSE / "wheels")],

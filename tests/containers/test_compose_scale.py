@@ -1,21 +1,29 @@
 """compose/scale.yml, run for real: MLflow on PostgreSQL, three API replicas behind nginx
-sharing one feedback store there, Prometheus finding each replica by DNS."""
+sharing one feedback store there, Prometheus finding each replica by DNS, and a canary the
+replicas route alike and roll back together."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+from collections import defaultdict, deque
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
+from app import registry
 from app.compose import Compose
-from app.config import REPO_ROOT
+from app.config import REPO_ROOT, Settings, load_params
 from app.data.images import load_split
 from app.poll import wait_for
+from app.serving.rollout import CANARY, MODE, SHARE, STOPPED, Rollout, canary_serves
+from app.training import train_and_log
+from app.training.tracking import setup_mlflow
 from tests.helpers import PORTS, url
 
 pytestmark = pytest.mark.compose
@@ -181,3 +189,95 @@ def test_the_replicas_share_one_feedback_store_in_postgres(scaled):
     assert {status for status, _ in again.values()} == {200}, again  # there already: no change
     assert {status for status, _ in label_all(1).values()} == {409}
     print(f"\nfeedback: {len(elsewhere)} of {len(made)} labelled on another replica than made")
+
+
+def every_replica_follows(version: str) -> bool:
+    """Whether Prometheus last saw each replica follow this challenger version ("0": none)."""
+    answer = httpx.get(
+        f"{url('prometheus')}/api/v1/query", params={"query": "api_challenger_info == 1"}
+    ).json()
+    followed = [r["metric"]["version"] for r in answer["data"]["result"]]
+    return followed == [version] * REPLICAS
+
+
+def test_a_bad_canary_on_three_replicas_is_rolled_back_with_no_failed_request(scaled):
+    """Progressive delivery past one machine. Every replica routes a client alike (the rule is
+    a hash of the client and the version, not a replica's memory); under concurrent load, the
+    first replica whose window condemns the canary stops it and tags the version, and the
+    others follow at their next poll (or judge it themselves first), with no failed request."""
+    wait_ready(scaled)
+    settings = Settings(mlflow_tracking_uri=url("mlflow"), _env_file=None)
+    setup_mlflow(settings)
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(settings.model_name, registry.CHAMPION).version
+    logged = train_and_log(settings, load_params(), "baseline", overrides={"C": 1e-5}, label="bad")
+    bad = registry.register_challenger(settings, logged.model_uri).version
+    share = 0.5
+    for key, value in ((MODE, CANARY), (SHARE, str(share))):
+        client.set_model_version_tag(settings.model_name, bad, key, value)
+    wait_for(lambda: every_replica_follows(bad), 60, every=1,
+             what="every replica to follow the canary")  # fmt: skip
+
+    X, y = load_split(REPO_ROOT / "data" / "val")
+    rule, routed = Rollout(CANARY, share, None), set()
+    with httpx.Client(base_url=url("api"), timeout=30) as api:
+        for who in [f"sticky-{i}" for i in range(30)]:  # 6 requests: each replica twice
+            versions = set()
+            for _ in range(2 * REPLICAS):
+                answer = api.post("/predict", json={"instances": [X[0].tolist()]},
+                                  headers={"X-Client-Id": who})  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                versions.add(answer.json()["model"]["version"])
+            expected = bad if canary_serves(rule, who, bad) else champion
+            assert versions == {expected}, (who, versions)
+            routed.add(expected)
+    assert routed == {bad, champion}  # the 30 clients fell on both sides of the share
+
+    failures, served = [], defaultdict(list)  # client id -> the versions that answered it
+    stop = threading.Event()
+
+    def user(thread: int) -> None:
+        """Predict, and label each answer half a second later, as a person clicks "Right?": a
+        replica stores what it predicted within 0.25 s, and another may get the label."""
+        pending: deque[tuple[float, dict]] = deque()
+        with httpx.Client(base_url=url("api"), timeout=30) as api:
+            for i in range(600):
+                if stop.is_set():
+                    return
+                row, who = (thread * 600 + i) % len(y), f"user-{thread}-{i % 12}"
+                try:
+                    answer = api.post("/predict", json={"instances": [X[row].tolist()]},
+                                      headers={"X-Client-Id": who})  # fmt: skip
+                    answer.raise_for_status()
+                    made = answer.json()
+                    served[who].append(made["model"]["version"])
+                    label = {"prediction_id": made["predictions"][0]["id"], "digit": int(y[row])}
+                    pending.append((time.monotonic() + 0.5, label))
+                    while pending and pending[0][0] <= time.monotonic():
+                        api.post("/feedback", json=pending.popleft()[1]).raise_for_status()
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+
+    threads = [threading.Thread(target=user, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        stopped = lambda: client.get_model_version(settings.model_name, bad).tags.get(STOPPED)  # noqa: E731
+        reason = wait_for(stopped, 180, every=0.5, what="the canary's rollback")
+        wait_for(lambda: every_replica_follows("0"), 60, every=1,
+                 what="every replica to drop the canary")  # fmt: skip
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == [], failures[:3]
+    assert reason.startswith("accuracy"), reason
+    canary_answers = sum(versions.count(bad) for versions in served.values())
+    # Each replica judges its own window; the tag stops the slower ones at their next poll
+    assert canary_answers <= REPLICAS * settings.rollout_window, canary_answers
+    assert all(versions[-1] == champion for versions in served.values()), served
+    rollbacks = sum(prometheus("api_canary_rollbacks_total").values())
+    answers = sum(map(len, served.values()))
+    print(f"\ncanary on {REPLICAS} replicas: rolled back after {canary_answers} canary answers "
+          f"of {answers}, by {rollbacks:.0f} replica(s) on their own: {reason}")  # fmt: skip
+    assert rollbacks >= 1

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.data import load_split, read_pin
 from app.stack import free_port
 from app.training import MlflowUnavailable, setup_mlflow, train_and_log
+from app.training.onnx_model import TOLERANCE
 from tests.helpers import isolated
 
 pytestmark = pytest.mark.integration
@@ -46,14 +47,30 @@ def test_a_run_records_params_metrics_images_model_and_lineage(settings, params)
     assert artifacts == {"plots/confusion_matrix.png", "plots/misclassified.png"}
     model = mlflow.pyfunc.load_model(logged.model_uri)
     assert tuple(model.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 64)
+    assert model.unwrap_python_model().runtime == "onnxruntime"
+    assert 0 <= run.data.metrics["onnx_max_difference"] <= TOLERANCE
+    native = mlflow.pyfunc.load_model(logged.model_uri, model_config={"runtime": "native"})
+    assert native.unwrap_python_model().runtime == "scikit-learn"
 
 
-def test_cnn_logs_loss_and_accuracy_per_epoch(settings, params):
+def test_cnn_logs_loss_and_accuracy_per_epoch_and_its_onnx_export(settings, params):
     logged = train_and_log(settings, params, "cnn", overrides={"epochs": 3})
     client = MlflowClient()
     for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         assert [m.step for m in client.get_metric_history(logged.run_id, metric)] == [0, 1, 2]
-    assert client.get_run(logged.run_id).data.params["epochs"] == "3"
+    run = client.get_run(logged.run_id)
+    assert run.data.params["epochs"] == "3"
+    assert 0 <= run.data.metrics["onnx_max_difference"] <= TOLERANCE
+    # Loaded as the API loads it: through ONNX Runtime by default, PyTorch when asked
+    features = load_split(settings.data_dir / "val")[0]
+    answers = {}
+    for runtime, expected in (("auto", "onnxruntime"), ("native", "pytorch")):
+        model = mlflow.pyfunc.load_model(logged.model_uri, model_config={"runtime": runtime})
+        assert model.unwrap_python_model().runtime == expected
+        answers[expected] = model.predict(features)
+    np.testing.assert_allclose(answers["onnxruntime"], answers["pytorch"], atol=TOLERANCE)
+    with pytest.raises(ValueError, match="runtime 'fastest' is none of auto, onnxruntime"):
+        mlflow.pyfunc.load_model(logged.model_uri, model_config={"runtime": "fastest"})
 
 
 def test_gate_promotes_the_first_and_refuses_worse(settings, params):

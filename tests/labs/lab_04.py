@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     wait_until_ready: Callable[..., dict] = ...
     time_requests: Callable[..., np.ndarray] = ...
     latency_table: Callable[..., pd.DataFrame] = ...
+    max_difference: Callable[..., tuple[str, float]] = ...
 
 cases = Cases()
 
@@ -523,3 +524,70 @@ def _refuses_sizes_and_counts_before_measuring():
                 )
     finally:
         time_requests = learners
+
+
+@cases.exercise(6)
+def _compares_the_export_with_the_library_on_the_rows_given():
+    """Each model, on rows it was not checked on: the native runtime's name and the exact
+    largest difference, computed here the same way."""
+    import mlflow
+    import numpy as np
+
+    def expected(uri, rows):
+        answers, name = {}, None
+        for runtime in ("onnxruntime", "native"):
+            model = mlflow.pyfunc.load_model(uri, model_config={"runtime": runtime})
+            probabilities = model.unwrap_python_model().classifier.predict_proba(rows)
+            answers[runtime], name = probabilities, model.unwrap_python_model().runtime
+        return name, float(np.abs(answers["onnxruntime"] - answers["native"]).max())
+
+    champion = f"models:/{settings.model_name}@champion"
+    blank_and_full = np.stack([np.zeros(64), np.full(64, 16.0)]).astype(np.float32)
+    for uri, rows in (
+        (champion, X_val[100:140]),
+        (champion, blank_and_full),  # no digit at all: the two runtimes still agree
+        (weak.model_uri, X_val[5:6]),
+    ):
+        name, difference = expected(uri, rows)
+        answer = max_difference(uri, rows)
+        if not isinstance(answer, tuple) or len(answer) != 2:
+            raise AssertionError(f"expected a tuple (runtime, difference), got {answer!r}")
+        if answer[0] != name:
+            raise AssertionError(f"{uri}: the native runtime is {name!r}, not {answer[0]!r}")
+        if type(answer[1]) is not float:
+            raise AssertionError(f"the difference should be a Python float, not {answer[1]!r}")
+        if not abs(answer[1] - difference) <= 1e-9:  # the same float32 numbers either way
+            raise AssertionError(
+                f"{uri}, {len(rows)} rows: the largest difference is {difference:.3g}, "
+                f"not {answer[1]:.3g}"
+            )
+    if max_difference(weak.model_uri, X_val[5:6].tolist())[0] != "scikit-learn":
+        raise AssertionError("rows may be a list of rows as well as an array")
+
+
+@cases.exercise(6)
+def _lets_a_model_without_an_export_fail():
+    """A model logged without an ONNX export: the error of loading it as onnxruntime."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import yaml
+
+    folder = Path(tempfile.mkdtemp(prefix="no-export-"))
+    try:
+        copy = Path(mlflow.artifacts.download_artifacts(weak.model_uri, dst_path=str(folder)))
+        spec_file = copy / "MLmodel"
+        spec = yaml.safe_load(spec_file.read_text())
+        del spec["flavors"]["python_function"]["artifacts"]["onnx"]
+        spec_file.write_text(yaml.safe_dump(spec))
+        try:
+            answer = max_difference(str(copy), X_val[:3])
+        except ValueError as error:
+            if "without an ONNX export" not in str(error):
+                raise AssertionError(f"let the loader's own error through, not {error}") from None
+        else:
+            raise AssertionError(f"a model without an export cannot load as onnxruntime: {answer}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -27,7 +27,8 @@ async def ready(store: StoreDep) -> dict[str, str]:
 
 @router.get("/model", responses={503: {"model": Problem}})
 async def model_info(model: ModelDep) -> ModelInfo:
-    """The served model: registry name and version, run, data version, val metrics, load time."""
+    """The served model: registry name and version, run, data version, val metrics, load time,
+    and the runtime that computes its answers."""
     return ModelInfo(
         name=model.name,
         version=model.version,
@@ -35,6 +36,7 @@ async def model_info(model: ModelDep) -> ModelInfo:
         data_version=model.data_version,
         metrics=model.metrics,
         loaded_at=model.loaded_at,
+        runtime=model.runtime,
     )
 
 
