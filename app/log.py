@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 JSON_HANDLER = "workbook-json"
 CHATTY_LIBRARIES = ("httpx", "httpcore", "urllib3", "alembic", "papermill")
@@ -18,9 +18,12 @@ def setup_logging(level: int = logging.INFO) -> None:
     quiet_libraries()
 
 
-def json_formatter() -> JsonFormatter:
-    """One JSON object per record: ISO time, level, logger, message, and any `extra` fields."""
-    return JsonFormatter(
+def json_formatter() -> OrjsonFormatter:
+    """One JSON object per record: ISO time, level, logger, message, and any `extra` fields.
+
+    Encoded by orjson: the API writes a line per request, and the standard library's encoder
+    was a third of that line's cost (py-spy)."""
+    return OrjsonFormatter(
         "%(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp="time",

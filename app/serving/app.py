@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from app.config import LIVE_MIN_LABELS, LIVE_THRESHOLD, LIVE_WINDOW, Settings, get_settings
 from app.feedback import FeedbackStore, database_url
 from app.log import setup_json_logging
+from app.serving.deps import Services
 from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
 from app.serving.rollout import Shadow
@@ -50,9 +51,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         else None
     )
     store: ModelStore = app.state.store
-    app.state.shadow = Shadow(
+    shadow = app.state.shadow = Shadow(
         lambda: store.challenger, app.state.metrics, settings.rollout_shadow_queue
     )
+    app.state.services = Services(settings, store, app.state.metrics, feedback, shadow)
     await store.refresh()
     if store.current is None:
         log.warning("starting without a model", extra={"problem": store.last_problem})
@@ -107,6 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Serves `models:/digits-classifier@champion` from the MLflow registry.",
         version="1.0",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry, which this API does not use (its metrics are
+        # Prometheus'): off, rather than asking on every request whether it is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     metrics = Metrics()
     app.state.settings, app.state.metrics, app.state.shadow = settings, metrics, None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.feedback import AlreadyLabelled, UnknownPrediction
-from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, SettingsDep, StoreDep
+from app.serving.deps import JsonServicesDep
 from app.serving.schemas import FeedbackRequest, FeedbackResponse, Problem
 
 router = APIRouter(tags=["feedback"])
@@ -19,15 +19,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/feedback", dependencies=[JsonDep], status_code=201, responses=ERRORS)
+@router.post("/feedback", status_code=201, responses=ERRORS)
 async def feedback(
-    body: FeedbackRequest,
-    store: FeedbackDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    models: StoreDep,
-    request: Request,
-    response: Response,
+    body: FeedbackRequest, services: JsonServicesDep, request: Request, response: Response
 ) -> FeedbackResponse:
     """Label a prediction with the digit it really was: its `id` from `/predict`'s answer.
 
@@ -36,6 +30,7 @@ async def feedback(
     predictions) is a 404.
     """
     client = request.scope["state"]["client"]
+    store, settings = services.feedback, services.settings
     if store is None:
         raise HTTPException(503, "this API keeps no predictions (WORKBOOK_FEEDBACK_STORE=false)")
     try:
@@ -54,10 +49,10 @@ async def feedback(
         ) from None
     if labelled.created:
         outcome = "correct" if labelled.correct else "wrong"
-        metrics.feedback.labels(labelled.model_version, client, outcome).inc()
-        models.observe_label(labelled.model_version, labelled.correct)  # the canary's rule
-        if request.app.state.shadow:  # and the challenger's answer in shadow, if it gave one
-            request.app.state.shadow.label(labelled.prediction_id, labelled.digit)
+        services.metrics.feedback.labels(labelled.model_version, client, outcome).inc()
+        services.store.observe_label(labelled.model_version, labelled.correct)  # canary's rule
+        # ... and the challenger's answer in shadow, if it gave one
+        services.shadow.label(labelled.prediction_id, labelled.digit)
     else:
         response.status_code = 200
     request.scope["state"]["log"].update(

@@ -13,9 +13,9 @@ from fastapi import APIRouter, HTTPException, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 
 from app.data.images import image_to_features
-from app.feedback import FeedbackStore, Made, utcnow
-from app.serving.deps import FeedbackDep, JsonDep, MetricsDep, ModelDep, SettingsDep, StoreDep
-from app.serving.model_store import ModelStore, ServedModel
+from app.feedback import Made, utcnow
+from app.serving.deps import JsonServicesDep, Services, ServicesDep
+from app.serving.model_store import ServedModel
 from app.serving.rollout import CHALLENGER_ROLE, CHAMPION_ROLE, CLIENT_ID_HEADER, ShadowJob
 from app.serving.schemas import (
     ImagePredictResponse,
@@ -25,7 +25,6 @@ from app.serving.schemas import (
     PredictResponse,
     Problem,
 )
-from app.serving.telemetry import Metrics
 
 log = logging.getLogger("app.serving")
 router = APIRouter(tags=["predict"])
@@ -37,15 +36,12 @@ IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG"}
 
 
 def answer(
-    features: np.ndarray,
-    champion: ServedModel,
-    store: ModelStore,
-    metrics: Metrics,
-    client: str | None,
+    features: np.ndarray, champion: ServedModel, services: Services, client: str | None
 ) -> tuple[np.ndarray, ServedModel, str]:
     """The probabilities, from the model this client's requests go to (the champion, or the
     challenger on a canary share), and which model and role answered. A challenger that fails
     is answered for by the champion: the client never sees its failure, the rollback rule does."""
+    store, metrics = services.store, services.metrics
     model, role = store.pick(client)
     model = model or champion
     started = time.perf_counter()
@@ -66,19 +62,13 @@ def answer(
     return probabilities, model, role
 
 
-def predict_rows(
-    features: np.ndarray,
-    champion: ServedModel,
-    store: ModelStore,
-    metrics: Metrics,
-    feedback: FeedbackStore | None,
-    request: Request,
-) -> PredictResponse:
+def predict_rows(features: np.ndarray, services: Services, request: Request) -> PredictResponse:
     """Run the model on n x 64 rows; count, log (never the pixels) and store what it predicted,
     each prediction under an id that a label from the field can name later (no store: not kept).
     A challenger in shadow scores what the champion answered, after the answer is made."""
+    metrics, store = services.metrics, services.store
     probabilities, model, role = answer(
-        features, champion, store, metrics, request.headers.get(CLIENT_ID_HEADER)
+        features, services.model(), services, request.headers.get(CLIENT_ID_HEADER)
     )
     digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
     for digit, confidence in zip(digits, confidences, strict=True):
@@ -96,11 +86,10 @@ def predict_rows(
         confidences,
         features,
     )
-    if feedback:
-        feedback.record(made)
-    shadow = request.app.state.shadow
-    if role == CHAMPION_ROLE and store.challenger is not None and shadow is not None:
-        shadow.submit(ShadowJob(features, digits, made.ids()))
+    if services.feedback:
+        services.feedback.record(made)
+    if role == CHAMPION_ROLE and store.challenger is not None:
+        services.shadow.submit(ShadowJob(features, digits, made.ids()))
     request.scope["state"]["log"].update(
         model_version=model.version, role=role, digits=digits.tolist(), prediction_batch=made.batch
     )
@@ -113,40 +102,30 @@ def predict_rows(
     )
 
 
-@router.post("/predict", dependencies=[JsonDep], responses=ERRORS)
+@router.post("/predict", responses=ERRORS)
 async def predict(
-    body: PredictRequest,
-    model: ModelDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    feedback: FeedbackDep,
-    request: Request,
+    body: PredictRequest, services: JsonServicesDep, request: Request
 ) -> PredictResponse:
     """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16).
 
     By default at most 1,000 rows per request (`WORKBOOK_API_MAX_INSTANCES`) in a body of at most
     2 MB (`WORKBOOK_API_MAX_BODY_BYTES`): a bigger batch gets a 422 or a 413; send it in parts.
     """
+    settings = services.settings
     if len(body.instances) > settings.api_max_instances:
         raise HTTPException(
             422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
         )
     features = np.asarray(body.instances, dtype=np.float32)
-    return predict_rows(features, model, store, metrics, feedback, request)
+    return predict_rows(features, services, request)
 
 
 @router.post("/predict/image", responses=ERRORS)
 async def predict_image(
-    file: UploadFile,
-    model: ModelDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    feedback: FeedbackDep,
-    request: Request,
+    file: UploadFile, services: ServicesDep, request: Request
 ) -> ImagePredictResponse:
     """Predict the digit in an uploaded PNG or JPEG photo or drawing of one digit, any size."""
+    settings = services.settings
     if file.content_type not in IMAGE_TYPES:
         raise HTTPException(415, f"upload a PNG or JPEG image, not {file.content_type!r}")
     data = await file.read(settings.api_max_image_bytes + 1)
@@ -169,5 +148,5 @@ async def predict_image(
         raise HTTPException(422, f"not a readable PNG or JPEG image: {error}") from None
     except ValueError as error:  # no ink: nothing to classify
         raise HTTPException(422, str(error)) from None
-    answered = predict_rows(features.reshape(1, -1), model, store, metrics, feedback, request)
+    answered = predict_rows(features.reshape(1, -1), services, request)
     return ImagePredictResponse(**answered.model_dump(), pixels=features.tolist())
