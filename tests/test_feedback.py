@@ -185,7 +185,7 @@ BAD = [
     (lambda made: {"prediction_id": made, "digit": 10}, 422, "digit: Input should be less"),
     (lambda made: {"prediction_id": made, "digit": -1}, 422, "digit: Input should be greater"),
     (lambda made: {"prediction_id": made, "digit": "4"}, 422, "digit: Input should be a valid"),
-    (lambda made: {"prediction_id": made, "digit": 4.0}, 422, "digit: Input should be a valid"),
+    (lambda made: {"prediction_id": made, "digit": 4.5}, 422, "digit: Input should be a valid"),
     (lambda made: {"prediction_id": made, "digit": True}, 422, "digit: Input should be a valid"),
     (lambda made: {"prediction_id": made}, 422, "digit: Field required"),
     (lambda made: {"prediction_id": made, "digit": 4, "note": "x"}, 422, "note: Extra inputs"),
@@ -213,6 +213,15 @@ def test_bad_feedback_is_a_4xx_that_names_the_problem_and_changes_nothing(
     assert answer.status_code == status, answer.text
     assert says in answer.json()["error"]
     assert stored(served) == before
+
+
+def test_a_whole_number_written_7_0_is_the_digit_7(client, val):
+    """JSON Schema's `integer` (what /openapi.json says) takes 7.0: so does the API."""
+    (made,) = predict(client, val[0][:1])
+    first = client.post("/feedback", json={"prediction_id": made["id"], "digit": 7.0})
+    assert first.status_code == 201 and first.json()["digit"] == 7, first.text
+    again = client.post("/feedback", json={"prediction_id": made["id"], "digit": 7})
+    assert again.status_code == 200  # the same label: no change
 
 
 def test_live_accuracy_follows_the_labels_of_the_served_model(served, val, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.data.images import MAX_VALUE, SIDE
 
@@ -140,6 +140,15 @@ class FeedbackRequest(BaseModel):
         pattern=PREDICTION_ID, max_length=40, description="`id` of a `/predict` answer"
     )
     digit: int = Field(ge=0, le=9, strict=True, description="what the digit really is")
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def whole_number(cls, value: object) -> object:
+        """7.0 is 7: JSON has one kind of number, and JSON Schema's `integer` takes 7.0 (a
+        generated client may send it). A string or a boolean stays refused (strict)."""
+        if type(value) is float and value.is_integer():
+            return int(value)
+        return value
 
 
 class FeedbackResponse(BaseModel):

@@ -1,4 +1,6 @@
-"""Schema-driven fuzzing: requests generated from the API's own OpenAPI spec never get a 5xx."""
+"""Schema-driven fuzzing with every schemathesis check: requests generated from the API's own
+OpenAPI document never get a 5xx, the answers match the document, requests it calls valid are
+accepted and the ones it calls invalid are refused."""
 
 from __future__ import annotations
 
@@ -7,13 +9,30 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from pydantic import SecretStr
-from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 
 from app.serving.app import create_app
 from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_ROUTE = 60
+# An upload's bytes are judged by the API, which a schema cannot describe ("a PNG or a JPEG"):
+# random bytes are refused with the documented 422, the one answer the positive check allows
+# beyond the defaults, and only there.
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "operations": [
+            {
+                "include-path": "/predict/image",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422"]
+                    }
+                },
+            }
+        ]
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +42,7 @@ def api_schema(server, params):
     champion_of(served, params)
     app = create_app(served)
     with TestClient(app):  # runs the lifespan: the model is loaded before fuzzing starts
-        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+        yield schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
 
 
 def test_no_generated_request_gets_a_server_error(api_schema):
@@ -39,6 +58,6 @@ def test_no_generated_request_gets_a_server_error(api_schema):
             database=None,
         )
         def no_server_error(case):
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate()  # every check
 
         no_server_error()

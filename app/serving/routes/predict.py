@@ -120,7 +120,20 @@ async def predict(
     return predict_rows(features, services, request)
 
 
-@router.post("/predict/image", responses=ERRORS)
+# What the upload's part must declare, said in the OpenAPI document, so that a generated client
+# sends it (multipart's `encoding`); FastAPI's UploadFile alone documents only "binary".
+IMAGE_BODY = {
+    "content": {
+        "multipart/form-data": {"encoding": {"file": {"contentType": ", ".join(IMAGE_TYPES)}}}
+    }
+}
+
+
+@router.post(
+    "/predict/image",
+    responses=ERRORS,
+    openapi_extra={"requestBody": IMAGE_BODY},
+)
 async def predict_image(
     file: UploadFile, services: ServicesDep, request: Request
 ) -> ImagePredictResponse:
@@ -144,7 +157,11 @@ async def predict_image(
                 )
             image.load()
             features = image_to_features(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:  # its message names an in-memory object, not the problem
+        raise HTTPException(
+            422, "not a readable PNG or JPEG image: not one of those formats"
+        ) from None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise HTTPException(422, f"not a readable PNG or JPEG image: {error}") from None
     except ValueError as error:  # no ink: nothing to classify
         raise HTTPException(422, str(error)) from None
