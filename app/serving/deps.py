@@ -34,10 +34,15 @@ class Services:
 
     def model(self) -> ServedModel:
         """The model for this request, read once: a swap mid-request does not change it."""
-        model = self.store.current
-        if model is None:
-            raise HTTPException(503, f"no model to serve: {self.store.last_problem}")
-        return model
+        return served_model(self.store)
+
+
+def served_model(store: ModelStore) -> ServedModel:
+    """The store's current model, or a 503 saying why there is none."""
+    model = store.current
+    if model is None:
+        raise HTTPException(503, f"no model to serve: {store.last_problem}")
+    return model
 
 
 async def get_services(request: Request) -> Services:
@@ -74,10 +79,7 @@ async def get_feedback(request: Request) -> FeedbackStore | None:
 
 async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> ServedModel:
     """The model for this request, read once: a swap mid-request does not change it."""
-    model = store.current
-    if model is None:
-        raise HTTPException(503, f"no model to serve: {store.last_problem}")
-    return model
+    return served_model(store)
 
 
 # A security scheme, so /docs offers an "Authorize" button for the admin routes.
