@@ -4,12 +4,16 @@ Starts a throwaway stack (its own MLflow server in a temporary folder, on free p
 trains and promotes the CNN, and serves that one model version, one worker each: this API
 through ONNX Runtime (the model's export: what it serves by default) and through PyTorch
 (`WORKBOOK_API_MODEL_RUNTIME=native`), this API keeping no predictions for labels
-(`feedback_store` off: what storing costs), `mlflow models serve`, and the ceiling: FastAPI
-alone on the same uvicorn, the API's own schemas, no model (bench/bare_api.py). Loads each with
+(`feedback_store` off: what storing costs), this API keeping no drift window
+(`api_drift_window` off: what monitoring's input window costs), `mlflow models serve`, and the
+ceiling: FastAPI alone on the same uvicorn, the API's own schemas, no model (bench/bare_api.py).
+Loads each with
 wrk at 1, 8 and 64 connections: one instance per request, the same duration. Then a second CNN
 becomes @challenger, which the API scores every request with in shadow, off the answer's path
 (app/serving/rollout.py), and this API is measured again, against itself measured just before.
-Prints requests per second, p50 and p99 latency, and the ratios. When Prometheus is installed,
+Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
+process, a call of 1, 8 and 64 rows through each runtime: a row's share of a bigger call is what
+micro-batching concurrent requests could save (README, "Speed"). When Prometheus is installed,
 it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
 part of what is measured.
 """
@@ -24,13 +28,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
+import mlflow
+import numpy as np
 
 from app import registry, stack
 from app.config import get_settings, load_params
 from app.data import load_split
+from app.log import quiet_mlflow
 from app.poll import wait_for
 from app.stack.services import uvicorn
 from app.training import setup_mlflow, train_and_log
@@ -39,11 +47,13 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 OURS = "this API, ONNX Runtime"
 TORCH = "this API, PyTorch"
 UNSTORED = "this API, keeping no predictions"
+UNDRIFTED = "this API, no drift window"
 MLFLOW = "mlflow models serve"
 BARE = "FastAPI alone (the ceiling)"
 BEFORE_SHADOW = "this API, again, just before"
 SHADOWED = "this API, a challenger in shadow"
 REPO = Path(__file__).resolve().parents[1]
+BATCH_ROWS = (1, 8, 64)
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
@@ -112,6 +122,7 @@ def main() -> int:
         others = {
             TORCH: variant("native", api_model_runtime="native"),
             UNSTORED: variant("unstored", feedback_store=False),
+            UNDRIFTED: variant("undrifted", api_drift_window=False),
         }
         serve_port, bare_port = stack.free_port(), stack.free_port()
         others[MLFLOW] = (
@@ -164,6 +175,7 @@ def main() -> int:
             logged = train_and_log(settings, params, "cnn")
             version = registry.register_challenger(settings, logged.model_uri).version
             registry.gate(settings, params, version)
+            alone = model_alone(logged.model_uri, load_split(settings.data_dir / "val")[0])
             stack.start(settings, api_service)
             for owner, service in others.values():
                 stack.start(owner, service)
@@ -196,6 +208,7 @@ def main() -> int:
         + ("yes\n" if scraped else "no (not installed)\n")
     )
     print_table(results, loads)
+    print_model_alone(alone)
     print(
         f"\nshadow: challenger v{shadowed} scored {scored['agree'] + scored['disagree']:.0f} "
         f"requests ({scored['agree']:.0f} agreeing), dropped {scored['dropped']:.0f} (queue full)"
@@ -226,6 +239,7 @@ def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int
         ("this API / FastAPI alone", OURS, BARE),
         ("ONNX Runtime / PyTorch", OURS, TORCH),
         ("storing predictions (with/without)", OURS, UNSTORED),
+        ("a drift window (with/without)", OURS, UNDRIFTED),
         ("a shadow challenger (with/without)", SHADOWED, BEFORE_SHADOW),
     ]:
         cells = "".join(
@@ -234,6 +248,43 @@ def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int
             for x, y in ((results[a][c], results[b][c]) for c in loads)
         )
         print(f"| {label:<34}{cells} |")
+
+
+def model_alone(model_uri: str, val: np.ndarray) -> dict[str, dict[int, float]]:
+    """The model's own time, in this process, one thread: microseconds a call of n val rows,
+    through each runtime. What micro-batching (n requests' rows in one call) could save is the
+    difference between a call of one row and a row's share of a bigger call."""
+    quiet_mlflow()
+    timings: dict[str, dict[int, float]] = {}
+    for runtime in ("onnxruntime", "native"):
+        config = {"runtime": runtime, "runtime_threads": 1}
+        loaded = mlflow.pyfunc.load_model(model_uri, model_config=config)
+        if "torch" in sys.modules:  # one thread, as the API runs it (api_threads)
+            import torch
+
+            torch.set_num_threads(1)
+        classifier = loaded.unwrap_python_model().classifier
+        timings[runtime] = {}
+        for rows in BATCH_ROWS:
+            features = val[:rows].astype(np.float32)
+            calls = max(20, 2000 // rows)
+            for _ in range(calls // 10):  # warm-up
+                classifier.predict_proba(features)
+            started = time.perf_counter()
+            for _ in range(calls):
+                classifier.predict_proba(features)
+            timings[runtime][rows] = (time.perf_counter() - started) / calls * 1e6
+    return timings
+
+
+def print_model_alone(timings: dict[str, dict[int, float]]) -> None:
+    """Microseconds a call, and a row's share of it, at each batch size."""
+    print("\nthe model alone, one thread: microseconds a call of n rows (a row's share)")
+    print("| runtime      " + "".join(f"| {f'n = {n}':>18} " for n in BATCH_ROWS) + "|")
+    print("|--------------" + "|--------------------" * len(BATCH_ROWS) + "|")
+    for runtime, by_rows in timings.items():
+        cells = "".join(f"| {f'{t:.0f} ({t / n:.1f})':>18} " for n, t in by_rows.items())
+        print(f"| {runtime:<12} {cells}|")
 
 
 def shadow_challenger(settings, params) -> str:

@@ -113,6 +113,17 @@ def test_the_native_runtime_answers_alike(served, client, val):
     )
 
 
+def test_without_a_drift_window_the_api_answers_and_its_drift_gauges_stay_nan(served, val):
+    """`WORKBOOK_API_DRIFT_WINDOW=false` (what `make bench` measures monitoring's cost with)."""
+    settings = served.model_copy(update={"api_drift_window": False})
+    with TestClient(create_app(settings)) as api:
+        answer = api.post("/predict", json={"instances": val[0][:30].tolist()})
+        metrics = api.get("/metrics").text
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 30
+    assert "api_drift_window_inputs NaN" in metrics
+    assert 'api_predictions_total{digit="' in metrics  # the other metrics go on
+
+
 def test_predict_matches_the_model(client, val, served):
     features, labels = val
     answer = client.post("/predict", json={"instances": features[:50].tolist()})
@@ -210,7 +221,7 @@ ROW = [1.0] * 64
         ({"instances": [[*ROW[:-1], True]]}, 422, "Input should be a valid number"),
         ({"instances": [[*ROW[:-1], None]]}, 422, "Input should be a valid number"),
         ({"instances": []}, 422, "instances: List should have at least 1 item"),
-        ({"instances": ROW}, 422, "Input should be a valid list"),
+        ({"instances": ROW}, 422, "Input should be a valid array"),
         ({"rows": [ROW]}, 422, "instances: Field required"),
         ({"instances": [ROW], "extra": 1}, 422, "extra: Extra inputs are not permitted"),
         ({"instances": [ROW] * 1001}, 422, "too many instances: 1001 > 1000"),
@@ -233,7 +244,7 @@ def test_non_finite_numbers_are_refused(client, literal):
 @pytest.mark.parametrize(
     ("content", "content_type", "status", "says"),
     [
-        ('{"instances": [[1, 2', "application/json", 422, "JSON decode error"),
+        ('{"instances": [[1, 2', "application/json", 422, "Invalid JSON: EOF while parsing"),
         ("instances=1", "text/plain", 415, "send JSON (Content-Type: application/json)"),
         ("", "application/json", 422, "Field required"),
     ],

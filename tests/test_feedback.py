@@ -191,7 +191,7 @@ BAD = [
     (lambda made: {"prediction_id": made, "digit": 4, "note": "x"}, 422, "note: Extra inputs"),
     (lambda made: {"digit": 4}, 422, "prediction_id: Field required"),
     (lambda made: {"prediction_id": made, "digit": 5}, 409, "already labelled 4: a label is final"),
-    (lambda made: '{"digit": 3', 422, "JSON decode error"),
+    (lambda made: '{"digit": 3', 422, "Invalid JSON: EOF while parsing"),
     (lambda made: "digit=3", 415, "send JSON"),
 ]
 

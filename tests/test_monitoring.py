@@ -90,6 +90,16 @@ def test_the_window_keeps_the_last_rows_in_a_ring():
     assert window.snapshot()[0].min() == 0
 
 
+def test_rows_that_run_past_the_end_of_the_ring_wrap_around():
+    window = DriftWindow(size=4)
+    window.add(np.full((3, 64), 1.0), np.array([1, 1, 1]), np.full(3, 0.1))  # one slice
+    window.add(np.full((3, 64), 2.0), np.array([2, 2, 2]), np.full(3, 0.2))  # wraps
+    features, digits, confidences = window.snapshot()
+    assert sorted(digits.tolist()) == [1, 2, 2, 2]
+    assert features[:, 0].tolist() == [2.0, 2.0, 1.0, 2.0]  # slots 0, 1 and 3 were rewritten
+    assert confidences.tolist() == pytest.approx([0.2, 0.2, 0.1, 0.2])
+
+
 def test_no_score_below_min_inputs(reference, baseline, v1_arrays):
     monitor = DriftMonitor(reference)
     (_, _), (val_x, _) = v1_arrays

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # (every model now is), else the model's own library, as native always is (PyTorch,
     # scikit-learn).
     api_model_runtime: Literal["auto", "onnxruntime", "native"] = "auto"
+    # false: the API keeps no window of inputs for drift (its drift gauges stay NaN, InputDrift
+    # cannot fire); what `make bench` measures monitoring's cost with.
+    api_drift_window: bool = True
     # The retraining watcher checks git HEAD's data.dvc this often (an alert checks at once).
     retrain_poll_seconds: float = Field(default=10.0, gt=0)
     # The API's predictions and labels (app/feedback.py): unset, a SQLite file in state_dir;

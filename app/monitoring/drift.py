@@ -156,13 +156,21 @@ class DriftWindow:
             digits[-self.size :],
             confidences[-self.size :],
         )
+        n = len(digits)
         with self._lock:
-            slots = (self._next + np.arange(len(digits))) % self.size
+            start = self._next
+            # Rows that fit before the end go in as one slice (a request's usual case); rows
+            # that wrap around, slot by slot.
+            slots = (
+                slice(start, start + n)
+                if start + n <= self.size
+                else ((start + np.arange(n)) % self.size)
+            )
             self._features[slots] = features
             self._digits[slots] = digits
             self._confidences[slots] = confidences
-            self._next = (self._next + len(digits)) % self.size
-            self._count = min(self.size, self._count + len(digits))
+            self._next = (start + n) % self.size
+            self._count = min(self.size, self._count + n)
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import mlflow
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
     MLFLOW_HTTP_REQUEST_TIMEOUT,
 )
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.config import LIVE_MIN_LABELS, LIVE_THRESHOLD, LIVE_WINDOW, Settings, get_settings
@@ -27,6 +29,7 @@ from app.serving.limits import BodySizeLimit
 from app.serving.model_store import ModelStore
 from app.serving.rollout import Shadow
 from app.serving.routes import admin, feedback, meta, playground, predict
+from app.serving.schemas import FeedbackRequest, PredictRequest
 from app.serving.telemetry import LiveScore, Metrics, Telemetry
 
 log = logging.getLogger("app.serving")
@@ -99,6 +102,24 @@ def live_accuracy(app: FastAPI) -> LiveScore:
     return LiveScore(labels, accuracy, threshold)
 
 
+def document_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add to the OpenAPI document's components the schemas of bodies that routes validate
+    themselves (`parse_json`), which FastAPI cannot see; the routes refer to them by name."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # made on the first call, then FastAPI's cached copy
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            if model.__name__ not in schemas:
+                schemas[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; nothing is loaded until the app starts (see `lifespan`)."""
     settings = settings or get_settings()
@@ -120,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.watch_live_accuracy(lambda: live_accuracy(app))
     for router in (predict.router, feedback.router, meta.router, admin.router, playground.router):
         app.include_router(router)
+    document_schemas(app, PredictRequest, FeedbackRequest)
     app.add_exception_handler(RequestValidationError, problem)
     app.add_exception_handler(HTTPException, problem)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)

@@ -225,7 +225,9 @@ class ModelStore:
         run = self.client.get_run(model.metadata.run_id)
         python_model = model.unwrap_python_model()
         drift = None
-        if python_model.drift_reference:  # loaded and swapped with the model it belongs to
+        if not self.settings.api_drift_window:
+            log.info("no drift window (api_drift_window false)", extra={"version": version})
+        elif python_model.drift_reference:  # loaded and swapped with the model it belongs to
             drift = DriftMonitor(DriftReference.load(Path(python_model.drift_reference)))
         else:
             log.warning("model has no drift reference: no drift score", extra={"version": version})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.data.images import MAX_VALUE, SIDE
 
@@ -198,3 +199,29 @@ class Problem(BaseModel):
 
     error: str
     detail: list[dict] | None = None
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_json(model: type[Model], body: bytes) -> Model:
+    """A request body validated straight from its bytes (pydantic-core parses the JSON: no
+    Python objects made first), its problems raised as FastAPI's own 422, located in `body`.
+    Routes that take JSON read their body so, and say so with `json_body`."""
+    if not body:
+        problems: list[Any] = [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
+        raise RequestValidationError(problems, body=body)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+        for problem in problems:
+            problem["loc"] = ("body", *problem["loc"])
+        raise RequestValidationError(problems, body=body) from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads `model` itself (`parse_json`): a
+    reference to its schema, which the app adds to the document (`document_schemas`)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

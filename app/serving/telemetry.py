@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
@@ -15,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.ids import random_hex
 from app.monitoring.drift import DriftMonitor
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class Telemetry:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = headers.get(REQUEST_ID_HEADER.encode(), b"").decode()[:64] or uuid.uuid4().hex
+        request_id = headers.get(REQUEST_ID_HEADER.encode(), b"").decode()[:64] or random_hex(32)
         client = headers.get(CLIENT_HEADER.encode(), b"").decode(errors="replace")
         client = client if client in CLIENTS else "api"
         extra: dict = {}

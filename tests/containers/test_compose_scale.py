@@ -238,7 +238,7 @@ def test_a_bad_canary_on_three_replicas_is_rolled_back_with_no_failed_request(sc
 
     def user(thread: int) -> None:
         """Predict, and label each answer half a second later, as a person clicks "Right?": a
-        replica stores what it predicted within 0.25 s, and another may get the label."""
+        replica stores what it predicted within 50 ms, and another may get the label."""
         pending: deque[tuple[float, dict]] = deque()
         with httpx.Client(base_url=url("api"), timeout=30) as api:
             for i in range(600):

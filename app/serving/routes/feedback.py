@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.feedback import AlreadyLabelled, UnknownPrediction
 from app.serving.deps import JsonServicesDep
-from app.serving.schemas import FeedbackRequest, FeedbackResponse, Problem
+from app.serving.schemas import FeedbackRequest, FeedbackResponse, Problem, json_body, parse_json
 
 router = APIRouter(tags=["feedback"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -19,9 +19,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/feedback", status_code=201, responses=ERRORS)
+@router.post(
+    "/feedback", status_code=201, responses=ERRORS, openapi_extra=json_body(FeedbackRequest)
+)
 async def feedback(
-    body: FeedbackRequest, services: JsonServicesDep, request: Request, response: Response
+    services: JsonServicesDep, request: Request, response: Response
 ) -> FeedbackResponse:
     """Label a prediction with the digit it really was: its `id` from `/predict`'s answer.
 
@@ -29,6 +31,7 @@ async def feedback(
     (409). An id the API does not hold (never made, or unlabelled for longer than it keeps
     predictions) is a 404.
     """
+    body = parse_json(FeedbackRequest, await request.body())
     client = request.scope["state"]["client"]
     store, settings = services.feedback, services.settings
     if store is None:

@@ -5,25 +5,25 @@ from __future__ import annotations
 import io
 import logging
 import time
-import uuid
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Request, UploadFile
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response, UploadFile
 from PIL import Image, UnidentifiedImageError
 
 from app.data.images import image_to_features
-from app.feedback import Made, utcnow
+from app.feedback import Made, new_batch_id, utcnow
 from app.serving.deps import JsonServicesDep, Services, ServicesDep
 from app.serving.model_store import ServedModel
 from app.serving.rollout import CHALLENGER_ROLE, CHAMPION_ROLE, CLIENT_ID_HEADER, ShadowJob
 from app.serving.schemas import (
     ImagePredictResponse,
-    ModelRef,
-    Prediction,
     PredictRequest,
     PredictResponse,
     Problem,
+    json_body,
+    parse_json,
 )
 
 log = logging.getLogger("app.serving")
@@ -62,10 +62,11 @@ def answer(
     return probabilities, model, role
 
 
-def predict_rows(features: np.ndarray, services: Services, request: Request) -> PredictResponse:
+def predict_rows(features: np.ndarray, services: Services, request: Request) -> dict[str, Any]:
     """Run the model on n x 64 rows; count, log (never the pixels) and store what it predicted,
     each prediction under an id that a label from the field can name later (no store: not kept).
-    A challenger in shadow scores what the champion answered, after the answer is made."""
+    A challenger in shadow scores what the champion answered, after the answer is made.
+    Returns the answer's content (a `PredictResponse`), as plain lists and dicts."""
     metrics, store = services.metrics, services.store
     probabilities, model, role = answer(
         features, services.model(), services, request.headers.get(CLIENT_ID_HEADER)
@@ -77,7 +78,7 @@ def predict_rows(features: np.ndarray, services: Services, request: Request) -> 
     if model.drift:  # a copy into the window; the scores are computed when Prometheus scrapes
         model.drift.window.add(features, digits, confidences)
     made = Made(
-        uuid.uuid4().hex,
+        new_batch_id(),
         utcnow(),
         model.name,
         model.version,
@@ -93,31 +94,46 @@ def predict_rows(features: np.ndarray, services: Services, request: Request) -> 
     request.scope["state"]["log"].update(
         model_version=model.version, role=role, digits=digits.tolist(), prediction_batch=made.batch
     )
-    return PredictResponse(
-        predictions=[
-            Prediction(id=i, digit=int(digit), probabilities=row.astype(float).round(6).tolist())
-            for i, digit, row in zip(made.ids(), digits, probabilities, strict=True)
+    rounded = probabilities.astype(np.float64).round(6).tolist()
+    return {
+        "predictions": [
+            {"id": i, "digit": digit, "probabilities": row}
+            for i, digit, row in zip(made.ids(), digits.tolist(), rounded, strict=True)
         ],
-        model=ModelRef(name=model.name, version=model.version, run_id=model.run_id, role=role),
-    )
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "run_id": model.run_id,
+            "role": role,
+        },
+    }
 
 
-@router.post("/predict", responses=ERRORS)
-async def predict(
-    body: PredictRequest, services: JsonServicesDep, request: Request
-) -> PredictResponse:
+@router.post(
+    "/predict",
+    responses=ERRORS,
+    response_model=PredictResponse,
+    openapi_extra=json_body(PredictRequest),
+)
+async def predict(services: JsonServicesDep, request: Request) -> Response:
     """Predict the digit of each row of 64 pixel values (8x8, row by row, 0..16).
 
     By default at most 1,000 rows per request (`WORKBOOK_API_MAX_INSTANCES`) in a body of at most
     2 MB (`WORKBOOK_API_MAX_BODY_BYTES`): a bigger batch gets a 422 or a 413; send it in parts.
+
+    The body is validated from its bytes (`parse_json`), and the answer encoded by orjson:
+    FastAPI's generic path, which decodes JSON into Python objects before validating them and
+    validates an answer again before encoding it, was a sixth of a request's time (py-spy).
     """
+    body = parse_json(PredictRequest, await request.body())
     settings = services.settings
     if len(body.instances) > settings.api_max_instances:
         raise HTTPException(
             422, f"too many instances: {len(body.instances)} > {settings.api_max_instances}"
         )
     features = np.asarray(body.instances, dtype=np.float32)
-    return predict_rows(features, services, request)
+    content = predict_rows(features, services, request)
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 # What the upload's part must declare, said in the OpenAPI document, so that a generated client
@@ -166,4 +182,4 @@ async def predict_image(
     except ValueError as error:  # no ink: nothing to classify
         raise HTTPException(422, str(error)) from None
     answered = predict_rows(features.reshape(1, -1), services, request)
-    return ImagePredictResponse(**answered.model_dump(), pixels=features.tolist())
+    return ImagePredictResponse(**answered, pixels=features.tolist())
