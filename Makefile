@@ -19,7 +19,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench test test-fast compose-test test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -144,6 +144,11 @@ screenshots: setup
 
 # The images built and the compose stack run by a real Docker engine: tests/containers. If none
 # answers, one is started for the run and stopped after (scripts/docker-engine.sh).
+# deploy/k8s, offline: every overlay rendered by kubectl, validated against the Kubernetes API's
+# schemas, the pod policy and compose (app/k8s.py); tests/test_k8s.py also shows each check bite.
+k8s-check: setup
+	$(PY) -m app.k8s
+
 compose-test: setup data
 	scripts/system-deps.sh containers
 	scripts/docker-engine.sh exec -- $(PY) -m pytest -m compose -s tests/containers \

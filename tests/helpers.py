@@ -8,7 +8,6 @@ strokes the browser draws are the course's own (app/drawing.py).
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import sys
 import uuid
@@ -76,11 +75,6 @@ def load(path: Path) -> dict:
 
 def services(path: Path = COMPOSE_FILE) -> dict[str, dict]:
     return load(path)["services"]
-
-
-def default_of(value: str) -> str:
-    """What compose makes of `${VAR:-default}` parts when VAR is unset."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def tool(name: str) -> str:

@@ -13,7 +13,8 @@ import pytest
 
 from app import stack
 from app.config import REPO_ROOT, Settings
-from tests.helpers import COMPOSE_FILE, default_of, load, services, tool
+from app.k8s import default_of
+from tests.helpers import COMPOSE_FILE, load, services, tool
 
 OVERRIDE_FILE = REPO_ROOT / "docker-compose.override.yml"
 SCALE_FILE = REPO_ROOT / "compose" / "scale.yml"

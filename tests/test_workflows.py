@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from app.config import REPO_ROOT
-from tests.helpers import default_of, services, tool
+from app.k8s import default_of
+from tests.helpers import services, tool
 
 GITHUB = REPO_ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
@@ -121,7 +122,7 @@ def test_every_workflow_that_installs_shares_one_setup():
 
 def test_the_published_images_are_the_ones_compose_runs():
     workflow = load(GITHUB / "workflows" / "docker.yml")
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["image"]
     build = next(s for s in job["steps"] if "build-push-action" in s.get("uses", ""))["with"]
     meta = next(s for s in job["steps"] if "metadata-action" in s.get("uses", ""))["with"]
     compose = {
@@ -138,6 +139,14 @@ def test_the_published_images_are_the_ones_compose_runs():
         assert image.split(":")[0] == f"mlops-workbook/{target}"
     tags = meta["tags"]
     assert all(kind in tags for kind in ("type=sha", "type=ref,event=branch", "type=semver"))
+
+
+def test_the_kubernetes_manifests_are_checked_where_the_images_are_built():
+    commands = [
+        step.get("run", "")
+        for step in load(GITHUB / "workflows" / "docker.yml")["jobs"]["manifests"]["steps"]
+    ]
+    assert "make k8s-check" in commands
 
 
 def test_nightly_tests_the_newest_releases_apart_from_ci():

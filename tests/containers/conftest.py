@@ -25,7 +25,8 @@ import yaml
 
 from app.compose import Compose, engine_answers
 from app.config import REPO_ROOT
-from tests.helpers import PORTS, default_of
+from app.k8s import default_of
+from tests.helpers import PORTS
 
 COMPOSE = REPO_ROOT / "compose"
 SERVICES = ["mlflow", "api", "retrainer", "alert-log", "prometheus", "alertmanager", "grafana"]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     start_waves: Callable[[dict], list[list[str]]] = ...
     stages_needed: Callable[[str, str], list[str]] = ...
     in_build_context: Callable[[str, list[str]], bool] = ...
+    unready_containers: Callable[[list[dict]], list[str]] = ...
 
 cases = Cases()
 
@@ -549,3 +550,48 @@ def _reads_the_workbook_s_dockerignore():
         "with app/serving/ added at the end, app/serving/app.py is left out and "
         f"app/training/train.py still sent: expected (False, True), got {got}"
     )
+
+
+@cases.helper
+def _lab07_workload(kind, name, *containers, init=()):
+    """A workload of `kind` whose pod runs `containers` (dicts), with `init` containers."""
+    pod = {"containers": list(containers)}
+    if init:
+        pod["initContainers"] = list(init)
+    spec = {"template": {"spec": pod}}
+    if kind == "CronJob":
+        spec = {"schedule": "* * * * *", "jobTemplate": {"spec": spec}}
+    return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+@cases.exercise(5)
+def _finds_servers_without_a_readiness_probe():
+    """Each long-running kind counts; a liveness probe is no readiness probe."""
+    probe = {"httpGet": {"path": "/ready", "port": 8000}}
+    ready = {"name": "web", "image": "busybox:1.36.1", "readinessProbe": probe}
+    alive_only = {"name": "web", "image": "busybox:1.36.1", "livenessProbe": probe}
+    objects = [
+        _lab07_workload("StatefulSet", "db", {"name": "db", "image": "postgres:15"}),
+        _lab07_workload("Deployment", "web", ready, alive_only | {"name": "cache"}),
+        _lab07_workload("DaemonSet", "agent", {"name": "agent", "image": "busybox:1.36.1"}),
+    ]
+    found = _lab07_call("a StatefulSet, a Deployment and a DaemonSet", unready_containers, objects)
+    expected = ["StatefulSet/db/db", "Deployment/web/cache", "DaemonSet/agent/agent"]
+    assert found == expected, f"expected {expected} (in the objects' order), got {found}"
+
+
+@cases.exercise(5)
+def _skips_batch_work_other_kinds_and_init_containers():
+    """Jobs, CronJobs, Services and init containers take no traffic: none is a problem."""
+    bare = {"name": "work", "image": "busybox:1.36.1"}
+    ready = bare | {"readinessProbe": {"exec": {"command": ["true"]}}}
+    objects = [
+        _lab07_workload("Job", "train", bare),
+        _lab07_workload("CronJob", "sync", bare),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config"}, "data": {}},
+        _lab07_workload("Deployment", "web", ready, init=[bare | {"name": "migrate"}]),
+    ]
+    found = _lab07_call("a Job, a CronJob, a Service, a ConfigMap", unready_containers, objects)
+    assert found == [], f"none of these takes traffic unready, but you found {found}"
+    assert _lab07_call("no objects", unready_containers, []) == [], "no objects: nothing found"
