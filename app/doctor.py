@@ -100,6 +100,18 @@ def docker() -> Finding:
     return Finding("docker", "ok", "an engine answers; " + " ".join(program))
 
 
+def kubectl() -> Finding:
+    """Whether kubectl (with its built-in Kustomize) is there to render deploy/k8s."""
+    if shutil.which("kubectl") is None:
+        return Finding(
+            "kubectl",
+            "warning",
+            "not installed: notebook 07's Kubernetes section and `make k8s-check` need it "
+            "(1.32 or newer: kubernetes.io/docs/tasks/tools); no cluster is needed",
+        )
+    return Finding("kubectl", "ok", "renders deploy/k8s (kubectl kustomize)")
+
+
 def findings(settings: Settings) -> list[Finding]:
     """Every check, in the order a learner would fix them."""
     return [
@@ -109,6 +121,7 @@ def findings(settings: Settings) -> list[Finding]:
         *ports(settings),
         dvc_remote(settings),
         docker(),
+        kubectl(),
     ]
 
 

@@ -35,3 +35,10 @@ def test_free_ports_and_this_machine_block_nothing(tmp_path):
 def test_an_old_python_is_a_problem_with_its_fix(tmp_path):
     finding = doctor.python_version(str(fake_python(tmp_path, (3, 10, 12))))
     assert finding.level == "problem" and "make PYTHON=python3.11" in finding.detail
+
+
+def test_kubectl_missing_is_a_warning_that_says_what_needs_it(monkeypatch):
+    assert doctor.kubectl().level == "ok"  # these machines have it (the k8s tests need it)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    finding = doctor.kubectl()
+    assert finding.level == "warning" and "make k8s-check" in finding.detail
