@@ -15,6 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from app.config import LiveParams, Params, RegistryParams, Settings
 from app.data.images import EVALUATION_SETS, load_split
+from app.model_card import ARTIFACT as CARD_ARTIFACT
+from app.model_card import model_card
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -220,7 +222,7 @@ def gate(settings: Settings, params: Params, version: str) -> GateDecision:
     if current and current.version == version:  # a rerun that learned the champion again
         reason = f"v{version} is already the champion: nothing changes"
         log.info("gate: %s", reason)
-        return GateDecision(
+        decision = GateDecision(
             version,
             True,
             reason,
@@ -230,6 +232,10 @@ def gate(settings: Settings, params: Params, version: str) -> GateDecision:
             rule.min_accuracy,
             rule.tolerance,
         )
+        client = MlflowClient()
+        if not client.get_model_version(name, version).description:  # gated before cards were
+            write_card(client, name, decision)
+        return decision
     champion = scores_on(f"models:/{name}/{current.version}", sets) if current else None
     promoted, reason = decide(challenger, champion, rule, current.version if current else None)
     decision = GateDecision(
@@ -245,10 +251,22 @@ def gate(settings: Settings, params: Params, version: str) -> GateDecision:
     client = MlflowClient()
     for key, value in decision.as_tags().items():
         client.set_model_version_tag(name, version, key, value)
+    write_card(client, name, decision)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     log.info("gate: version %s %s (%s)", version, decision.as_tags()["gate.decision"], reason)
     return decision
+
+
+def write_card(client: MlflowClient, name: str, decision: GateDecision) -> None:
+    """The version's model card: its description in the registry, and its run's artifact."""
+    run_id = client.get_model_version(name, decision.version).run_id
+    if run_id is None:  # registered here always from a run (register_challenger): never
+        raise LookupError(f"{name} v{decision.version} has no run to write its card from")
+    run = client.get_run(run_id)
+    card = model_card(name, run, decision)
+    client.update_model_version(name, decision.version, description=card)
+    client.log_text(run.info.run_id, card, CARD_ARTIFACT)
 
 
 def best_run(settings: Settings, data_md5: str, family: str | None = None) -> mlflow.entities.Run:
