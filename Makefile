@@ -19,7 +19,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench score test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -144,6 +144,14 @@ screenshots: setup
 
 # The images built and the compose stack run by a real Docker engine: tests/containers. If none
 # answers, one is started for the run and stopped after (scripts/docker-engine.sh).
+# Score a folder of images or a CSV of rows with @champion, as a job: make score INPUT=path
+# [OUT=runs/scores.csv]. Each prediction names its model version and input hash; what cannot be
+# read is refused by name in OUT's .rejected.csv; the job is an MLflow run (app/batch.py).
+OUT ?= runs/scores.csv
+score: setup
+	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<folder of images or .csv> [OUT=...]"; exit 2; }
+	$(PY) -m app.batch $(INPUT) --out $(OUT)
+
 # deploy/k8s, offline: every overlay rendered by kubectl, validated against the Kubernetes API's
 # schemas, the pod policy and compose (app/k8s.py); tests/test_k8s.py also shows each check bite.
 k8s-check: setup
