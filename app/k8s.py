@@ -214,9 +214,7 @@ def container_drift(service: dict, container: dict) -> list[str]:
         elif probe.get("exec", {}).get("command") != check:
             problems.append(f"liveness probe {probe}, compose's healthcheck runs {check}")
     env = {variable["name"]: variable for variable in container.get("env", [])}
-    for name, value in (service.get("environment") or {}).items():
-        if isinstance(service["environment"], list):
-            break  # the `environment: *anchor` of the jobs: a dict, always, in our files
+    for name, value in (service.get("environment") or {}).items():  # a mapping in our files
         problems += env_drift(name, str(value), env.get(name))
     command = [counterpart(part) for part in service.get("command", [])]
     if command and container.get("args") != command:

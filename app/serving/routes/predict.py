@@ -120,11 +120,11 @@ async def predict(services: JsonServicesDep, request: Request) -> Response:
 
     By default at most 1,000 rows per request (`WORKBOOK_API_MAX_INSTANCES`) in a body of at most
     2 MB (`WORKBOOK_API_MAX_BODY_BYTES`): a bigger batch gets a 422 or a 413; send it in parts.
-
-    The body is validated from its bytes (`parse_json`), and the answer encoded by orjson:
-    FastAPI's generic path, which decodes JSON into Python objects before validating them and
-    validates an answer again before encoding it, was a sixth of a request's time (py-spy).
     """
+    # The body is validated from its bytes and the answer encoded by orjson: FastAPI's generic
+    # path, which decodes JSON into Python objects before validating them and validates an answer
+    # again before encoding it, was a sixth of a request's time (py-spy). The document above
+    # (`json_body`, `response_model`) still says what the route takes and answers.
     body = parse_json(PredictRequest, await request.body())
     settings = services.settings
     if len(body.instances) > settings.api_max_instances:
