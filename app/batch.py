@@ -26,14 +26,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from PIL import Image, UnidentifiedImageError
 
 from app.config import Settings, get_settings
 from app.data.images import MAX_VALUE, SIDE, from_image, image_to_features
 from app.log import quiet_mlflow, setup_logging
-from app.training.tracking import MlflowUnavailable
+from app.training.tracking import MlflowUnavailable, setup_mlflow
 
 log = logging.getLogger("app.batch")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -141,11 +143,6 @@ class BatchResult:
 
 def score(settings: Settings, source: Path, out: Path) -> BatchResult:
     """Score every readable row of `source` with @champion into `out` (CSV), logged as a run."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from app.training import setup_mlflow
-
     quiet_mlflow()
     setup_mlflow(settings)
     client = MlflowClient()

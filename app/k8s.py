@@ -151,11 +151,13 @@ def plain_secret_problems(objects: list[dict]) -> list[str]:
         for value in item.get("data", {}).values()
     }
     secrets = {value for value in secrets if len(value) >= 8}  # not an empty or a port number
-    return [
-        f"{item['kind']}/{item['metadata']['name']}: holds a Secret's value in plain text"
-        for item in objects
-        if item["kind"] != "Secret" and any(value in yaml.safe_dump(item) for value in secrets)
-    ]
+    problems = []
+    for item in objects:
+        text = "" if item["kind"] == "Secret" else yaml.safe_dump(item)  # written out once
+        if any(value in text for value in secrets):
+            where = f"{item['kind']}/{item['metadata']['name']}"
+            problems.append(f"{where}: holds a Secret's value in plain text")
+    return problems
 
 
 def compose_services(root: Path = REPO_ROOT) -> dict[str, dict]:
