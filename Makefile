@@ -19,7 +19,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench score test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench score loadtest test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -126,7 +126,7 @@ bench: setup data
 # The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
 # training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.
 test-fast: setup data
-	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers" \
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers -p no:locust" \
 		-m "not integration and not slow and not compose" tests
 
 test: lint data system-deps
@@ -151,6 +151,14 @@ OUT ?= runs/scores.csv
 score: setup
 	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<folder of images or .csv> [OUT=...]"; exit 2; }
 	$(PY) -m app.batch $(INPUT) --out $(OUT)
+
+# A Locust load test of the native API (`make stack-up` first), read back from Prometheus: what
+# Locust saw beside what the API recorded for the same requests (app/loadtest).
+USERS ?= 4
+RATE ?= 10
+DURATION ?= 30
+loadtest: setup
+	$(PY) -m app.loadtest --users $(USERS) --rate $(RATE) --seconds $(DURATION)
 
 # deploy/k8s, offline: every overlay rendered by kubectl, validated against the Kubernetes API's
 # schemas, the pod policy and compose (app/k8s.py); tests/test_k8s.py also shows each check bite.

@@ -61,6 +61,15 @@ def v1_arrays(v1_dir):
 
 
 @pytest.fixture(scope="session")
+def trained(v1_arrays, params) -> dict:
+    """Both families, trained once on v1 with the real params."""
+    from app.training.fit import FAMILIES, train  # torch: only for the tests that train
+
+    train_data, val_data = v1_arrays
+    return {family: train(family, params.train, train_data, val_data) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
 def project(tmp_path_factory, v1_dir) -> Path:
     """A project folder with v1 in data/ and the repository's data.dvc, for stage tests."""
     root = tmp_path_factory.mktemp("project")

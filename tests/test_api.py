@@ -203,6 +203,56 @@ def test_predict_image(client, val, fmt):
     assert right >= 8
 
 
+def test_an_explained_prediction_credits_its_pixels_and_the_top_ones_decide(client, val):
+    features = val[0][:16]  # the most one request may explain
+    answer = client.post("/predict?explain=true", json={"instances": features.tolist()})
+    assert answer.status_code == 200, answer.text
+    credits = []
+    for row, prediction in zip(features, answer.json()["predictions"], strict=True):
+        explanation = prediction["explanation"]
+        assert explanation["method"] == "shapley_sampling" and explanation["baseline"] == "blank"
+        assert explanation["target"] == prediction["digit"]
+        probability = prediction["probabilities"][prediction["digit"]]
+        assert explanation["probability"] == pytest.approx(probability, abs=1e-5)
+        promised = explanation["probability"] - explanation["baseline_probability"]
+        assert sum(explanation["pixels"]) == pytest.approx(promised, abs=1e-4)  # 6 decimals x 64
+        assert all(c == 0 for c, ink in zip(explanation["pixels"], row, strict=True) if ink == 0)
+        credits.append(explanation["pixels"])
+    # Blank each digit's 8 most credited pixels, then 8 random ones, and ask again.
+    rows = np.arange(len(features))[:, None]
+    top = np.argsort(-np.array(credits), axis=1)[:, :8]
+    anywhere = np.random.default_rng(0).random((len(features), 64)).argsort(axis=1)[:, :8]
+    digits = [p["digit"] for p in answer.json()["predictions"]]
+    changed = {}
+    for name, pixels in (("top", top), ("random", anywhere)):
+        masked = features.copy()
+        masked[rows, pixels] = 0
+        again = client.post("/predict", json={"instances": masked.tolist()}).json()
+        now = [p["digit"] for p in again["predictions"]]
+        changed[name] = np.mean(np.array(now) != digits)
+    assert changed["top"] >= changed["random"] + 0.5, changed
+
+
+def test_explanations_are_off_by_default_and_a_bad_ask_is_refused(client, val):
+    rows = val[0][:17].tolist()
+    plain = client.post("/predict", json={"instances": rows[:1]}).json()["predictions"][0]
+    assert "explanation" not in plain
+    off = client.post("/predict?explain=false", json={"instances": rows[:1]}).json()
+    assert "explanation" not in off["predictions"][0]
+    unclear = client.post("/predict?explain=maybe", json={"instances": rows[:1]})
+    assert unclear.status_code == 422
+    assert unclear.json()["error"].startswith("invalid request: query.explain: Input should be")
+    many = client.post("/predict?explain=true", json={"instances": rows})
+    assert many.status_code == 422 and "at most 16 digits a request, not 17" in many.json()["error"]
+    document = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/image"):
+        assert [p["name"] for p in document["paths"][path]["post"]["parameters"]] == ["explain"]
+    image = {"file": ("digit.png", digit_png(val[0][0]), "image/png")}
+    assert "explanation" not in client.post("/predict/image", files=image).json()["predictions"][0]
+    explained = client.post("/predict/image?explain=1", files=image).json()["predictions"][0]
+    assert len(explained["explanation"]["pixels"]) == 64
+
+
 ROW = [1.0] * 64
 
 

@@ -30,13 +30,6 @@ FLOORS = {"baseline": 0.95, "cnn": 0.97}  # the targets of the training stage, o
 DRIFT_FLOOR = 0.90  # what the CNN retrained on v3 must reach on the fresh drifted batch
 
 
-@pytest.fixture(scope="session")
-def trained(v1_arrays, params):
-    """Both families, trained once on v1 with the real params."""
-    train_data, val_data = v1_arrays
-    return {family: train(family, params.train, train_data, val_data) for family in FAMILIES}
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_accuracy_floor_on_v1(trained, v1_arrays, family):
     accuracy = evaluate(trained[family].classifier, *v1_arrays[1]).accuracy

@@ -104,6 +104,20 @@ class ModelRef(BaseModel):
     )
 
 
+class PixelCredits(BaseModel):
+    """Why the model said this digit: each pixel's credit (app/explain.py)."""
+
+    method: str = Field(description="`shapley_sampling`: Shapley values from 16 pixel orders")
+    baseline: str = Field(description="`blank`: credits are measured from an image with no ink")
+    target: int = Field(ge=0, le=9, description="the digit explained: the one predicted")
+    pixels: list[float] = Field(
+        description="64 credits, row by row like the input: how much each pixel raised (> 0) or "
+        "lowered (< 0) p(target); together they add up to probability - baseline_probability"
+    )
+    probability: float = Field(description="p(target) for this input")
+    baseline_probability: float = Field(description="p(target) for a blank image")
+
+
 class Prediction(BaseModel):
     """One digit's prediction: its id, the digit and its ten probabilities."""
 
@@ -112,6 +126,9 @@ class Prediction(BaseModel):
     )
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(description="p(digit) for digits 0..9")
+    explanation: PixelCredits | None = Field(
+        default=None, description="only when asked for (`?explain=true`)"
+    )
 
 
 class PredictResponse(BaseModel):

@@ -25,6 +25,7 @@ from app.data.validate import check
 from app.log import quiet_mlflow
 from app.monitoring.drift import REFERENCE_FILE, DriftReference, build_reference
 from app.registry import FINGERPRINT
+from app.training.explanations import log_explanations
 from app.training.fit import Evaluation, TrainResult, evaluate, for_data_version, train
 from app.training.models import DRIFT_REFERENCE, ONNX, fingerprint, save_classifier
 from app.training.onnx_model import ONNX_FILE, check_equal, export_onnx
@@ -240,6 +241,7 @@ def train_and_log(
         title = f"{run_name}: accuracy {evaluation.accuracy:.3f}"
         mlflow.log_figure(confusion_figure(evaluation, title), "plots/confusion_matrix.png")
         mlflow.log_figure(misclassified_figure(evaluation, *val_data), "plots/misclassified.png")
+        log_explanations(result, val_data, params.data.shift, title)
         reference = build_reference(params.monitoring, train_data[0], evaluation.probabilities)
         info = log_model(result, val_data[0], reference)
         learned = fingerprint(result.classifier, reference.model_dump_json().encode())

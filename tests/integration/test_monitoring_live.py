@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from app import registry, stack
+from app import loadtest, registry, stack
 from app.config import REPO_ROOT, Settings
 from app.data import load_split
 from app.data.build import shifted_batch
@@ -333,3 +333,17 @@ def test_the_native_configs_differ_from_compose_only_in_addresses(monitored):
         for compose_address, native_address in stack.compose_addresses(monitored).items():
             native = native.replace(native_address, compose_address)
         assert native == source.read_text()
+
+
+def test_a_load_test_and_prometheus_agree_on_the_same_requests(traffic, monitored):
+    """Locust from outside, the API's histogram from inside (app/loadtest), over the same
+    requests; last in this file: its load comes after what the other tests read."""
+    test = loadtest.run(monitored, users=4, rate=10, seconds=20)
+    for route in loadtest.ROUTES:
+        client, server = test.client[route], test.server[route]
+        assert client.requests == server.requests > 100, route
+        assert client.failures == server.failures == 0, route
+        assert client.mean > server.mean, route  # a client never waits less than the server works
+    compared = loadtest.compare(test)
+    assert [row.figure for row in compared] == ["mean", "p50", "p95"]
+    assert all(row.agrees for row in compared), compared

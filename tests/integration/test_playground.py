@@ -106,6 +106,33 @@ def test_a_drawn_digit_is_predicted_and_shown(page: Page, served, tmp_path):
     assert (screenshots / "playground.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_show_why_outlines_the_pixels_that_decided_it(page: Page, served):
+    page.goto(f"{served}/playground")
+    page.get_by_label("Predict when I pause drawing").uncheck()
+    page.get_by_label("Show why").check()
+    page.get_by_role("button", name="Clear").click()
+    draw(page, STROKES[7])
+    with page.expect_response("**/predict/image?explain=true") as sent:
+        page.get_by_role("button", name="Predict").click()
+    explanation = sent.value.json()["predictions"][0]["explanation"]
+    credits = explanation["pixels"]
+    cells = page.locator("#grid div")
+    expect(cells).to_have_count(64)
+    outlines = [cell.evaluate("cell => cell.style.boxShadow") for cell in cells.all()]
+    strongest = max(range(64), key=lambda i: abs(credits[i]))
+    colour = "rgb(214, 39, 40)" if credits[strongest] > 0 else "rgb(31, 119, 180)"
+    assert outlines[strongest].startswith(colour), outlines[strongest]  # full strength
+    assert all(o.endswith("0px 0px 0px 4px inset") for o in outlines)
+    why = page.locator("#why")
+    expect(why).to_contain_text(f"pushed toward {explanation['target']}")
+    expect(why).to_contain_text(f"by {sum(credits):.2f} over a blank page")
+    with page.expect_response("**/predict/image") as plain:  # unticked: asked again, no map
+        page.get_by_label("Show why").uncheck()
+    assert "explanation" not in plain.value.json()["predictions"][0]
+    expect(why).to_have_text("")
+    assert all(not cell.evaluate("cell => cell.style.boxShadow") for cell in cells.all())
+
+
 def test_the_page_names_its_browser_the_same_from_visit_to_visit(page: Page, served):
     """X-Client-Id: what keeps a client on one model of a canary (app/serving/rollout.py)."""
     ids = []
