@@ -168,7 +168,7 @@ def score(settings: Settings, source: Path, out: Path) -> BatchResult:
         writer = csv.writer(file)
         writer.writerow(["source", "problem"])
         writer.writerows(inputs.rejected)
-    mlflow.set_experiment(f"{settings.experiment_name}-batch")
+    setup_mlflow(settings, f"{settings.experiment_name}-batch")
     with mlflow.start_run(run_name=f"score-{source.name}") as run:
         mlflow.set_tags(
             {

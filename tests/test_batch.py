@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import numpy as np
 from mlflow.tracking import MlflowClient
@@ -51,6 +52,9 @@ def test_a_folder_with_a_corrupt_file_is_scored_but_for_it(local_registry, param
     assert run.data.metrics["rows_scored"] == 20 and run.data.metrics["rows_rejected"] == 2
     logged = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
     assert logged == {"scores.csv", "scores.rejected.csv"}
+    # beside the registry's database, as the training runs' are: not in the working directory
+    registry_folder = Path(settings.mlflow_uri.removeprefix("sqlite:///")).parent
+    assert run.info.artifact_uri.startswith(registry_folder.as_uri())
 
 
 def test_a_csv_of_rows_names_each_line_it_refuses(local_registry, params, tmp_path):

@@ -46,12 +46,14 @@ class MlflowUnavailable(RuntimeError):
     """The tracking server does not answer; the message says where and how to start it."""
 
 
-def setup_mlflow(settings: Settings) -> str:
-    """Point MLflow at the tracking server and fail fast, clearly, if it does not answer.
+def setup_mlflow(settings: Settings, experiment: str | None = None) -> str:
+    """Point MLflow at the tracking server and fail fast, clearly, if it does not answer; make
+    `experiment` (default: the settings') the active one.
 
     A `sqlite:///...` tracking URI is a registry without a server (the fast tests use one): its
-    experiment keeps its artifacts in `artifacts/` beside the database.
+    experiments keep their artifacts in `artifacts/` beside the database, never in `./mlruns`.
     """
+    experiment = experiment or settings.experiment_name
     uri = settings.mlflow_uri
     if uri.startswith(("http://", "https://")):
         try:
@@ -65,10 +67,10 @@ def setup_mlflow(settings: Settings) -> str:
     quiet_mlflow()
     if not MLFLOW_HTTP_REQUEST_MAX_RETRIES.is_set():  # a server that went away fails in seconds
         MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(2)
-    if uri.startswith("sqlite:///") and not mlflow.get_experiment_by_name(settings.experiment_name):
+    if uri.startswith("sqlite:///") and not mlflow.get_experiment_by_name(experiment):
         artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
-        mlflow.create_experiment(settings.experiment_name, artifact_location=artifacts.as_uri())
-    mlflow.set_experiment(settings.experiment_name)
+        mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(experiment)
     return uri
 
 
