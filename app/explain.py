@@ -62,6 +62,7 @@ def shapley_values(
     for row, target in zip(np.asarray(features, dtype=np.float32), targets, strict=True):
         inked = np.flatnonzero(row)
         credits = np.zeros(row.shape, dtype=np.float64)
+        full = float(baseline[target])  # a blank row is its own baseline
         if len(inked):
             shuffled = [rng.permutation(inked) for _ in range(orders // 2)]
             sequences = np.stack([o for order in shuffled for o in (order, order[::-1])])
@@ -78,7 +79,7 @@ def shapley_values(
             for order, gains in zip(sequences, probability - before, strict=True):
                 credits[order] += gains
             credits /= orders
-        full = float(predict(row[np.newaxis])[0, target]) if len(inked) else float(baseline[target])
+            full = float(probability[0, -1])  # the last image of an order is the whole row
         explained.append(Explanation(int(target), credits, full, float(baseline[target])))
     return explained
 
