@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from app.loadtest import LoadTestRefused, check_bounds
+from app.loadtest import LoadTest, LoadTestRefused, RouteLatency, check_bounds, compare
 
 LOCAL = "http://127.0.0.1:8000"
 
@@ -37,3 +37,26 @@ def test_this_machines_api_within_the_bounds_is_accepted(url):
 def test_a_load_beyond_the_bounds_or_elsewhere_is_refused(url, users, rate, seconds, says):
     with pytest.raises(LoadTestRefused, match=re.escape(says)):
         check_bounds(url, users, rate, seconds)
+
+
+def test_a_run_too_short_to_reach_health_is_not_compared():
+    seen = RouteLatency(requests=3, failures=0, mean=3.0, p50=3.0, p95=4.0)
+    short = LoadTest(1, 1, 1, 0.0, 5.0, {"/predict": seen}, {"/predict": seen}, (1.0, 2.5))
+    with pytest.raises(ValueError, match="no requests to /health on both sides: run it longer"):
+        compare(short)
+
+
+def test_the_client_s_own_cost_is_taken_off_before_comparing():
+    def side(predict: float, health: float) -> dict[str, RouteLatency]:
+        return {
+            "/predict": RouteLatency(90, 0, predict, predict, predict),
+            "/health": RouteLatency(30, 0, health, health, health),
+        }
+
+    # Locust 3.0 ms on /predict and 2.5 on /health; the server 0.6 and 0.3: the gap is 0.2 ms.
+    test = LoadTest(4, 10, 20, 0.0, 25.0, side(3.0, 2.5), side(0.6, 0.3), (1.0, 2.5, 5.0))
+    mean, p50, p95 = compare(test)
+    assert mean.gap == pytest.approx(0.2) and mean.agrees and mean.tolerance == 1.0
+    assert p50.tolerance == 3.0  # 1 ms of Locust's rounding + two buckets 1 ms wide
+    far = LoadTest(4, 10, 20, 0.0, 25.0, side(9.0, 2.5), side(0.6, 0.3), (1.0, 2.5, 5.0))
+    assert not any(row.agrees for row in compare(far))  # 6.2 ms apart: beyond every tolerance

@@ -103,8 +103,8 @@ def run_locust(
 
 
 def percentile(times: dict[str, int], share: float) -> float:
-    """The time (ms) that `share` of the requests took at most, from Locust's counts of requests
-    by time (rounded to the millisecond below 100 ms), as Locust computes it."""
+    """The shortest time (ms) within which `share` of the requests finished, from Locust's counts
+    of requests by time (whole milliseconds below 100 ms)."""
     total, seen = sum(times.values()), 0
     for milliseconds in sorted(times, key=float):
         seen += times[milliseconds]
@@ -238,6 +238,9 @@ class Agreement:
 def compare(test: LoadTest, route: str = "/predict", idle: str = "/health") -> list[Agreement]:
     """Locust's mean, p50 and p95 for `route` against Prometheus', the client's own cost on
     `idle` taken off, each with its tolerance (see the module's docstring)."""
+    missing = [r for r in (route, idle) if r not in test.client or not test.server[r].requests]
+    if missing:
+        raise ValueError(f"no requests to {', '.join(missing)} on both sides: run it longer")
     compared = []
     for figure in ("mean", "p50", "p95"):
         client, server = getattr(test.client[route], figure), getattr(test.server[route], figure)

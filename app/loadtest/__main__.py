@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
                 "%-8s %-10s %6d requests, %d failed, mean %5.2f ms, p50 %5.2f ms, p95 %5.2f ms",
                 route, side, m.requests, m.failures, m.mean, m.p50, m.p95,
             )  # fmt: skip
-    compared = compare(result)
+    try:
+        compared = compare(result)
+    except ValueError as error:
+        log.error("%s", error)
+        return 1
     for row in compared:
         log.info(
             "/predict %-4s locust %5.2f - client's cost %5.2f = %5.2f, prometheus %5.2f: "
