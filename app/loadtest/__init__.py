@@ -128,12 +128,17 @@ def read_locust(stats: Path) -> dict[str, RouteLatency]:
     }
 
 
-def promql(prometheus: str, query: str, at: float) -> float:
-    """One PromQL expression's single value at time `at` (NaN when it has none)."""
-    asked: dict[str, str | float] = {"query": query, "time": at}
+def query(prometheus: str, expression: str, at: float) -> list[dict]:
+    """The series a PromQL expression gives at time `at`."""
+    asked: dict[str, str | float] = {"query": expression, "time": at}
     answer = httpx.get(f"{prometheus}/api/v1/query", params=asked, timeout=10)
     answer.raise_for_status()
-    result = answer.json()["data"]["result"]
+    return answer.json()["data"]["result"]
+
+
+def promql(prometheus: str, expression: str, at: float) -> float:
+    """One PromQL expression's single value at time `at` (NaN when it has none)."""
+    result = query(prometheus, expression, at)
     return float(result[0]["value"][1]) if result else float("nan")
 
 
@@ -150,12 +155,8 @@ def next_scrape(prometheus: str, after: float, timeout: float = 30) -> float:
 
 def bucket_bounds(prometheus: str, at: float) -> tuple[float, ...]:
     """The upper bounds (ms) of the latency histogram's buckets, as Prometheus has them."""
-    query = 'count by (le) (api_request_duration_seconds_bucket{le!="+Inf"})'
-    answer = httpx.get(
-        f"{prometheus}/api/v1/query", params={"query": query, "time": at}, timeout=10
-    )
-    answer.raise_for_status()
-    return tuple(sorted(1000 * float(s["metric"]["le"]) for s in answer.json()["data"]["result"]))
+    bounds = 'count by (le) (api_request_duration_seconds_bucket{le!="+Inf"})'
+    return tuple(sorted(1000 * float(one["metric"]["le"]) for one in query(prometheus, bounds, at)))
 
 
 def read_prometheus(prometheus: str, started: float, ended: float) -> dict[str, RouteLatency]:
