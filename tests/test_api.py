@@ -331,6 +331,39 @@ def test_a_streamed_body_over_the_limit_is_refused(client, served):
     assert answer.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/predict", "/feedback"])  # the routes reading their own body
+def test_a_client_gone_before_its_body_arrived_is_a_400_not_a_500(client, caplog, path):
+    """The connection closed before the body was whole (ASGI's `http.disconnect`): a 400 in the
+    log line and the metrics, as FastAPI answers one, never a 500 with a traceback."""
+    sent: list[dict] = []
+
+    async def disconnected() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level(logging.INFO):
+        client.portal.call(client.app, scope, disconnected, send)
+    assert sent[0]["status"] == 400
+    assert "closed" in json.loads(sent[1]["body"])["error"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 def blank_png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (width, height), 255).save(buffer, format="PNG")

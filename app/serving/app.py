@@ -20,6 +20,7 @@ from mlflow.environment_variables import (
 )
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from app.config import LIVE_MIN_LABELS, LIVE_THRESHOLD, LIVE_WINDOW, Settings, get_settings
 from app.feedback import FeedbackStore, database_url
@@ -83,6 +84,12 @@ async def problem(request: Request, error: Exception) -> JSONResponse:
         if len(detail) > 1:
             message += f" (and {len(detail) - 1} more)"
         return JSONResponse({"error": message, "detail": detail[:20]}, status_code=422)
+    if isinstance(error, ClientDisconnect):  # no one reads this answer; the log line and the
+        # metrics do: a bad request, not a failure of the API
+        return JSONResponse(
+            {"error": "the client closed the connection before its request body arrived whole"},
+            status_code=400,
+        )
     assert isinstance(error, HTTPException)
     return JSONResponse(
         {"error": error.detail}, status_code=error.status_code, headers=error.headers
@@ -144,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_schemas(app, PredictRequest, FeedbackRequest)
     app.add_exception_handler(RequestValidationError, problem)
     app.add_exception_handler(HTTPException, problem)
+    app.add_exception_handler(ClientDisconnect, problem)  # routes that read their own body
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Telemetry, metrics=metrics)  # outermost: it sees every answer, 413s too
     return app

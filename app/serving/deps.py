@@ -1,18 +1,20 @@
 """FastAPI dependencies, as `Annotated` aliases the routes declare.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in a thread pool,
-a hand-off that would cost more than everything these functions do. The hot routes
-(`/predict`, `/feedback`) take one dependency, `ServicesDep`: FastAPI resolves each
-dependency on every request, and seven of them were a sixth of a request's time (py-spy).
+a hand-off that would cost more than everything these functions do. FastAPI resolves each
+dependency on every request (seven of them were a sixth of a request's time, py-spy): the busy
+routes take one, `ServicesDep`, and `/predict`, the busiest, none (a `DirectRoute`).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
@@ -50,11 +52,28 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def get_services_for_json(request: Request) -> Services:
+def json_services(request: Request) -> Services:
     """The app's services, for a request whose body must be JSON (else a 415, before the body
     is validated)."""
     require_json(request)
     return request.app.state.services
+
+
+async def get_services_for_json(request: Request) -> Services:
+    """`json_services`, as a dependency."""
+    return json_services(request)
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the `Request` alone and returns its `Response`, called as it
+    is: none of FastAPI's work on each request (reading the body, solving dependencies,
+    validating and encoding the answer), which was a seventh of a `/predict` (py-spy). FastAPI
+    still documents it from its declaration (`response_model`, `responses`, `openapi_extra`),
+    and what it raises gets the app's error handlers. For the hot routes, which parse their
+    own bodies (`parse_json`) and encode their own answers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
 
 
 async def get_settings(request: Request) -> Settings:
