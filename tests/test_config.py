@@ -19,6 +19,13 @@ def test_environment_overrides_a_setting(monkeypatch):
     assert settings.dvc_remote_url == "/srv/dvc"
 
 
+def test_prometheus_is_the_stacks_own_unless_one_is_named(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_PROMETHEUS_PORT", "9391")
+    assert Settings(_env_file=None).prometheus_url == "http://127.0.0.1:9391"
+    monkeypatch.setenv("WORKBOOK_PROMETHEUS_SERVER_URL", "http://prometheus:9090")
+    assert Settings(_env_file=None).prometheus_url == "http://prometheus:9090"
+
+
 def test_paths_derive_from_the_root(tmp_path):
     settings = Settings(root=tmp_path, _env_file=None)
     assert settings.data_dir == tmp_path / "data"

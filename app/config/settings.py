@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Set to reach an MLflow server elsewhere (or a server-less sqlite:///path/mlflow.db); by
     # default, the native stack's own.
     mlflow_tracking_uri: str | None = None
+    # Set to ask a Prometheus elsewhere (compose's and the cluster's: http://prometheus:9090),
+    # as `python -m app.retraining promote` does; by default, the native stack's own.
+    prometheus_server_url: str | None = None
     experiment_name: str = "digits"
     model_name: str = "digits-classifier"
 
@@ -102,8 +105,8 @@ class Settings(BaseSettings):
 
     @property
     def prometheus_url(self) -> str:
-        """Prometheus."""
-        return self.url(self.prometheus_port)
+        """Where Prometheus answers: `prometheus_server_url` if set, else the stack's own."""
+        return self.prometheus_server_url or self.url(self.prometheus_port)
 
     @property
     def alertmanager_url(self) -> str:

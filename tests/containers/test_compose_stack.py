@@ -127,6 +127,27 @@ def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
     ]
 
 
+def test_the_retrainer_reads_the_live_evidence_from_compose_prometheus(stack):
+    """`python -m app.retraining promote` in the retrainer's container asks compose's Prometheus
+    (WORKBOOK_PROMETHEUS_SERVER_URL) what the API served, not an address of its own container."""
+    project, _ = stack
+    digits = val_digits()[0][:5]
+    wait_for(lambda: predict(digits).status_code == 200, 60, what="a 200 from /predict")
+    promql = 'sum(api_role_requests_total{role="champion"})'
+
+    def on_the_host() -> float:
+        found = httpx.get(f"{url('prometheus')}/api/v1/query", params={"query": promql}).json()
+        return sum(float(series["value"][1]) for series in found["data"]["result"])
+
+    wait_for(lambda: on_the_host() > 0, 60, every=1, what="Prometheus to count the champion")
+    script = (
+        "from app.config import get_settings; from app.retraining.promote import counted; "
+        f"print(counted(get_settings(), {promql!r}).get('', 0.0))"
+    )
+    output = project.run("exec", "-T", "retrainer", "python", "-c", script)
+    assert float(output.strip().splitlines()[-1]) > 0, output
+
+
 def test_an_alert_reaches_the_alert_log_through_alertmanager(stack):
     alert = [{"labels": {"alertname": "ComposeTestAlert", "severity": "info"},
               "annotations": {"summary": "sent by tests/containers"}}]  # fmt: skip
