@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from app.config import Settings
+from app.monitoring.alerts import query
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -126,14 +125,6 @@ def read_locust(stats: Path) -> dict[str, RouteLatency]:
         for route, entry in entries.items()
         if route in ROUTES and entry["num_requests"]
     }
-
-
-def query(prometheus: str, expression: str, at: float) -> list[dict]:
-    """The series a PromQL expression gives at time `at`."""
-    asked: dict[str, str | float] = {"query": expression, "time": at}
-    answer = httpx.get(f"{prometheus}/api/v1/query", params=asked, timeout=10)
-    answer.raise_for_status()
-    return answer.json()["data"]["result"]
 
 
 def promql(prometheus: str, expression: str, at: float) -> float:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 from mlflow.tracking import MlflowClient
 
 from app.config import Params, Settings
+from app.monitoring.alerts import query
 from app.registry import (
     CHALLENGER,
     CHAMPION,
@@ -33,13 +33,9 @@ STOPPED = "rollout.stopped"  # written by the API that rolled a canary back
 
 def counted(settings: Settings, promql: str, by: str | None = None) -> dict[str, float]:
     """An instant query's values, by the label `by` ("" when there is none)."""
-    answer = httpx.get(
-        f"{settings.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10
-    )
-    answer.raise_for_status()
     return {
         series["metric"].get(by, "") if by else "": float(series["value"][1])
-        for series in answer.json()["data"]["result"]
+        for series in query(settings.prometheus_url, promql)
     }
 
 
