@@ -3,7 +3,8 @@
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in a thread pool,
 a hand-off that would cost more than everything these functions do. FastAPI resolves each
 dependency on every request (seven of them were a sixth of a request's time, py-spy): the busy
-routes take one, `ServicesDep`, and `/predict`, the busiest, none (a `DirectRoute`).
+routes take one (`ServicesDep`, `JsonServicesDep`), and `/predict`, the busiest, none (a
+`DirectRoute`).
 """
 
 from __future__ import annotations
@@ -65,12 +66,12 @@ async def get_services_for_json(request: Request) -> Services:
 
 
 class DirectRoute(APIRoute):
-    """A route whose endpoint takes the `Request` alone and returns its `Response`, called as it
-    is: none of FastAPI's work on each request (reading the body, solving dependencies,
-    validating and encoding the answer), which was a seventh of a `/predict` (py-spy). FastAPI
-    still documents it from its declaration (`response_model`, `responses`, `openapi_extra`),
-    and what it raises gets the app's error handlers. For the hot routes, which parse their
-    own bodies (`parse_json`) and encode their own answers."""
+    """A route whose endpoint, an `async def`, takes the `Request` alone and returns its
+    `Response`, called as it is: none of FastAPI's work on each request (reading the body,
+    solving dependencies, validating and encoding the answer), which was a seventh of a
+    `/predict` (py-spy). FastAPI still documents it from its declaration (`response_model`,
+    `responses`, `openapi_extra`), and what it raises gets the app's error handlers. For the hot
+    routes, which parse their own bodies (`parse_json`) and encode their own answers."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.endpoint
