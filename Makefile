@@ -6,9 +6,8 @@ INSTALLED := $(VENV)/.installed
 # Kernels, dvc and papermill resolve to the project's environment, activated or not.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-# pytest-xdist workers for `make test` (most tests wait on servers: two overlap well on 2 cores;
-# three took 19m29s against 20m03s: a run waits for the notebooks, solutions and lab grading,
-# which share one stack in one worker, not for the cores).
+# pytest-xdist workers for `make test`: two keep both cores busy for the whole run (2,406 s of
+# tests in 20m22s); three took 19m29s against 20m03s. Less CPU work, not more workers, shortens it.
 TEST_WORKERS ?= 2
 
 # Torch's OpenMP threads sleep while they wait instead of spinning: the tests run two workers,
