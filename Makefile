@@ -122,21 +122,34 @@ bench: setup data
 	scripts/system-deps.sh stack bench
 	$(PY) bench/serving.py
 
-# Then the container tests, when a Docker engine runs or can be started here (CI sets
-# WORKBOOK_REQUIRE_DOCKER=1: no engine is then a failure, not a note).
 # The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
 # training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.
 test-fast: setup data
 	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -o addopts="-ra --strict-markers -p no:locust" \
 		-m "not integration and not slow and not compose" tests
 
+# Every test: the main suite on the test stack and, beside it, the container tests when a Docker
+# engine runs or can be started here (CI sets WORKBOOK_REQUIRE_DOCKER=1: no engine is then a
+# failure, not a note). Beside, not after: the container tests keep 1 of the 2 cores busy on
+# average (they wait on builds, the engine and health checks), so they fit in what the main
+# suite leaves. Their output comes after the main suite's; it is in $(CONTAINER_LOG) meanwhile.
+CONTAINER_LOG := .stack-test-containers.log
 test: lint data system-deps
 	rm -rf .stack-test
-	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest -n $(TEST_WORKERS) \
-		$(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml)
-	@if scripts/docker-engine.sh exec -- true; then $(MAKE) --no-print-directory compose-test; \
+	@if scripts/docker-engine.sh exec -- true; then \
+		echo "container tests: running beside the main suite (output: $(CONTAINER_LOG))"; \
+		{ $(CONTAINER_TESTS); } > $(CONTAINER_LOG) 2>&1 & containers=$$!; \
 	elif [ "$${WORKBOOK_REQUIRE_DOCKER:-0}" = 1 ]; then exit 1; \
-	else echo "container tests not run: no Docker engine here (see above); make compose-test runs them"; fi
+	else echo "container tests not run: no Docker engine here (see above); make compose-test runs them"; \
+	fi; \
+	status=0; \
+	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest -n $(TEST_WORKERS) \
+		$(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml) || status=$$?; \
+	if [ -n "$${containers:-}" ]; then \
+		wait $$containers || status=$$?; \
+		echo "--- container tests ($(CONTAINER_LOG))"; cat $(CONTAINER_LOG); \
+	fi; \
+	exit $$status
 
 # The README's screenshot of the playground, made by its browser test (a real API and champion).
 screenshots: setup
@@ -166,10 +179,10 @@ loadtest: setup
 k8s-check: setup
 	$(PY) -m app.k8s
 
+CONTAINER_TESTS = scripts/system-deps.sh containers && scripts/docker-engine.sh exec -- \
+	$(PY) -m pytest -m compose -s tests/containers $(if $(REPORTS),--junitxml=$(REPORTS)/containers.xml)
 compose-test: setup data
-	scripts/system-deps.sh containers
-	scripts/docker-engine.sh exec -- $(PY) -m pytest -m compose -s tests/containers \
-		$(if $(REPORTS),--junitxml=$(REPORTS)/containers.xml)
+	$(CONTAINER_TESTS)
 
 # The tests against the newest releases of the main dependencies instead of the pins, in an
 # environment of their own (.venv-latest): what .github/workflows/nightly.yml runs, so an
