@@ -132,24 +132,17 @@ test-fast: setup data
 # engine runs or can be started here (CI sets WORKBOOK_REQUIRE_DOCKER=1: no engine is then a
 # failure, not a note). Beside, not after: the container tests keep 1 of the 2 cores busy on
 # average (they wait on builds, the engine and health checks), so they fit in what the main
-# suite leaves. Their output comes after the main suite's; it is in $(CONTAINER_LOG) meanwhile.
+# suite leaves. Their output follows the main suite's (scripts/beside.sh).
 CONTAINER_LOG := .stack-test-containers.log
 test: lint data system-deps
 	rm -rf .stack-test
-	@if scripts/docker-engine.sh exec -- true; then \
-		echo "container tests: running beside the main suite (output: $(CONTAINER_LOG))"; \
-		{ $(CONTAINER_TESTS); } > $(CONTAINER_LOG) 2>&1 & containers=$$!; \
+	@if scripts/docker-engine.sh exec -- true; then containers='$(CONTAINER_TESTS)'; \
 	elif [ "$${WORKBOOK_REQUIRE_DOCKER:-0}" = 1 ]; then exit 1; \
 	else echo "container tests not run: no Docker engine here (see above); make compose-test runs them"; \
+		containers=; \
 	fi; \
-	status=0; \
-	$(TEST_STACK) $(PY) -m app.stack exec -- $(PY) -m pytest -n $(TEST_WORKERS) \
-		$(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml) || status=$$?; \
-	if [ -n "$${containers:-}" ]; then \
-		wait $$containers || status=$$?; \
-		echo "--- container tests ($(CONTAINER_LOG))"; cat $(CONTAINER_LOG); \
-	fi; \
-	exit $$status
+	scripts/beside.sh $(CONTAINER_LOG) "$$containers" env $(TEST_STACK) $(PY) -m app.stack exec -- \
+		$(PY) -m pytest -n $(TEST_WORKERS) $(if $(REPORTS),--junitxml=$(REPORTS)/tests.xml)
 
 # The README's screenshot of the playground, made by its browser test (a real API and champion).
 screenshots: setup
