@@ -190,5 +190,5 @@ test-latest:
 	$(MAKE) --no-print-directory test VENV=.venv-latest
 
 clean:
-	rm -rf runs reports .pytest_cache .ruff_cache .data-next-* .data-old .stack-test
+	rm -rf runs reports .pytest_cache .ruff_cache .data-next-* .data-old .stack-test $(CONTAINER_LOG)
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
