@@ -106,7 +106,12 @@ class Settings(BaseSettings):
     @property
     def prometheus_url(self) -> str:
         """Where Prometheus answers: `prometheus_server_url` if set, else the stack's own."""
-        return self.prometheus_server_url or self.url(self.prometheus_port)
+        return self.prometheus_server_url or self.stack_prometheus_url
+
+    @property
+    def stack_prometheus_url(self) -> str:
+        """The native stack's own Prometheus, whatever `prometheus_server_url` names."""
+        return self.url(self.prometheus_port)
 
     @property
     def alertmanager_url(self) -> str:

@@ -167,7 +167,6 @@ def monitoring_services(settings: Settings) -> list[Service]:
     prometheus = find_program("prometheus")
     grafana = find_program("grafana", "grafana-server")
     grafana_url = settings.grafana_url
-    prometheus_url = settings.url(settings.prometheus_port)  # its own, whatever the settings name
     return [
         Service(
             name="alert-log",
@@ -205,8 +204,8 @@ def monitoring_services(settings: Settings) -> list[Service]:
                 f"--web.listen-address={host}:{settings.prometheus_port}",
             ],
             port=settings.prometheus_port,
-            health_url=f"{prometheus_url}/-/ready",
-            url=prometheus_url,
+            health_url=f"{settings.stack_prometheus_url}/-/ready",
+            url=settings.stack_prometheus_url,
             prepare=writes_native_config(settings, COMPOSE / "prometheus" / "prometheus.yml"),
             install_hint="apt-get install prometheus (macOS: brew install prometheus)",
         ),
@@ -253,7 +252,7 @@ def grafana_env(settings: Settings) -> dict[str, str]:
         "GF_ANALYTICS_REPORTING_ENABLED": "false",
         "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
         # Read by the provisioning files (compose sets them to service names).
-        "PROMETHEUS_URL": settings.url(settings.prometheus_port),  # the stack's own
+        "PROMETHEUS_URL": settings.stack_prometheus_url,
         "GRAFANA_DASHBOARDS_DIR": str(COMPOSE / "grafana" / "dashboards"),
     }
 

@@ -25,6 +25,7 @@ from app.data.dvc import ensure_data, read_pin
 from app.data.field import make_field_version
 from app.data.images import load_split
 from app.drawing import STROKES, scribbles, to_png
+from app.monitoring.alerts import query
 from app.poll import wait_for
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
@@ -136,8 +137,7 @@ def test_the_retrainer_reads_the_live_evidence_from_compose_prometheus(stack):
     promql = 'sum(api_role_requests_total{role="champion"})'
 
     def on_the_host() -> float:
-        found = httpx.get(f"{url('prometheus')}/api/v1/query", params={"query": promql}).json()
-        return sum(float(series["value"][1]) for series in found["data"]["result"])
+        return sum(float(series["value"][1]) for series in query(url("prometheus"), promql))
 
     wait_for(lambda: on_the_host() > 0, 60, every=1, what="Prometheus to count the champion")
     script = (
