@@ -8,7 +8,9 @@ through ONNX Runtime (the model's export: what it serves by default) and through
 (`api_drift_window` off: what monitoring's input window costs), `mlflow models serve`, and the
 ceiling: FastAPI alone on the same uvicorn, the API's own schemas, no model (bench/bare_api.py).
 Loads each with
-wrk at 1, 8 and 64 connections: one instance per request, the same duration. Then a second CNN
+wrk at 1, 8 and 64 connections: one instance per request, the same duration, in rounds where the
+servers take turns (a slow spell of the VM then falls on each of them alike); each figure is the
+median of its rounds. Then a second CNN
 becomes @challenger, which the API scores every request with in shadow, off the answer's path
 (app/serving/rollout.py), and this API is measured again, against itself measured just before.
 Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
@@ -25,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,7 +94,8 @@ def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", default="1,8,64", help="comma-separated")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server at each load")
     args = parser.parse_args()
     loads = [int(c) for c in args.connections.split(",")]
     if not shutil.which("wrk"):
@@ -168,7 +172,6 @@ def main() -> int:
                 env={"PYTHONPATH": str(REPO)},
             ),
         )
-        results: dict[str, dict[int, dict[str, float]]] = {}
         try:
             stack.start(settings, mlflow_service)
             setup_mlflow(settings)
@@ -187,14 +190,17 @@ def main() -> int:
                 name: service.url if name in (MLFLOW, BARE) else f"{owner.api_url}/predict"
                 for name, (owner, service) in others.items()
             }
-            for name, url in targets.items():
-                body = {"inputs": [row]} if name == MLFLOW else {"instances": [row]}
-                results[name] = measure(url, body, loads, args.seconds)
+            bodies = {
+                name: (url, {"inputs": [row]} if name == MLFLOW else {"instances": [row]})
+                for name, url in targets.items()
+            }
+            results = measure(bodies, loads, args.seconds, args.rounds)
             # The shadow against this API measured again just before it: by then its feedback
             # store holds every earlier request, and a bigger table costs its writer more.
-            results[BEFORE_SHADOW] = measure(api, {"instances": [row]}, loads, args.seconds)
+            alone_api = {"instances": [row]}
+            results |= measure({BEFORE_SHADOW: (api, alone_api)}, loads, args.seconds, args.rounds)
             shadowed = shadow_challenger(settings, params)
-            results[SHADOWED] = measure(api, {"instances": [row]}, loads, args.seconds)
+            results |= measure({SHADOWED: (api, alone_api)}, loads, args.seconds, args.rounds)
             scored = shadow_counts(settings)
         finally:
             for owner, service in others.values():
@@ -202,7 +208,10 @@ def main() -> int:
             for service in (prometheus, api_service, mlflow_service):
                 stack.stop(settings, service)
     print(f"\nmodel: {settings.model_name} v{version} (CNN), 1 instance a request, 1 worker each,")
-    print(f"wrk -t1 -c<connections> -d{args.seconds}s on {os.cpu_count()} cores")
+    print(
+        f"wrk -t1 -c<connections> -d{args.seconds}s on {os.cpu_count()} cores, "
+        f"median of {args.rounds} rounds"
+    )
     print(
         "this API scraped by Prometheus every 5 s: "
         + ("yes\n" if scraped else "no (not installed)\n")
@@ -216,10 +225,34 @@ def main() -> int:
     return 0
 
 
-def measure(url: str, body: dict, loads: list[int], seconds: int) -> dict[int, dict[str, float]]:
-    """wrk at each number of connections, after a 3 s warm-up that is not counted."""
-    wrk(url, body, max(loads), 3)
-    return {connections: wrk(url, body, connections, seconds) for connections in loads}
+def measure(
+    targets: dict[str, tuple[str, dict]], loads: list[int], seconds: int, rounds: int
+) -> dict[str, dict[int, dict[str, float]]]:
+    """wrk against each target (a URL and its body) at each number of connections, `rounds`
+    times, the targets taking turns, after a 3 s warm-up each that is not counted. Each figure is
+    the median of its rounds; `low` and `high` keep the rounds' lowest and highest throughput.
+    A VM's speed drifts by 10 % and more within minutes: measured one after the other, two servers
+    would be compared across that drift."""
+    for url, body in targets.values():
+        wrk(url, body, max(loads), 3)
+    runs: dict[str, dict[int, list[dict[str, float]]]] = {
+        name: {connections: [] for connections in loads} for name in targets
+    }
+    for _ in range(rounds):
+        for connections in loads:
+            for name, (url, body) in targets.items():
+                runs[name][connections].append(wrk(url, body, connections, seconds))
+    return {
+        name: {connections: summary(measured) for connections, measured in by_load.items()}
+        for name, by_load in runs.items()
+    }
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the rounds, and the lowest and highest throughput."""
+    throughputs = [run["rps"] for run in runs]
+    medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    return medians | {"low": min(throughputs), "high": max(throughputs)}
 
 
 def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int]) -> None:
@@ -248,6 +281,11 @@ def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int
             for x, y in ((results[a][c], results[b][c]) for c in loads)
         )
         print(f"| {label:<34}{cells} |")
+    print("\nthe rounds' lowest and highest throughput (req/s): how far one run can be off")
+    for name, by_load in results.items():
+        spans = (f"{r['low']:.0f} to {r['high']:.0f}" for r in by_load.values())
+        cells = "".join(f" | {span:>33}" for span in spans)
+        print(f"| {name:<34}{cells} |")
 
 
 def model_alone(model_uri: str, val: np.ndarray) -> dict[str, dict[int, float]]:
