@@ -190,17 +190,17 @@ def main() -> int:
                 name: service.url if name in (MLFLOW, BARE) else f"{owner.api_url}/predict"
                 for name, (owner, service) in others.items()
             }
+            one_row = {"instances": [row]}
             bodies = {
-                name: (url, {"inputs": [row]} if name == MLFLOW else {"instances": [row]})
+                name: (url, {"inputs": [row]} if name == MLFLOW else one_row)
                 for name, url in targets.items()
             }
             results = measure(bodies, loads, args.seconds, args.rounds)
             # The shadow against this API measured again just before it: by then its feedback
             # store holds every earlier request, and a bigger table costs its writer more.
-            alone_api = {"instances": [row]}
-            results |= measure({BEFORE_SHADOW: (api, alone_api)}, loads, args.seconds, args.rounds)
+            results |= measure({BEFORE_SHADOW: (api, one_row)}, loads, args.seconds, args.rounds)
             shadowed = shadow_challenger(settings, params)
-            results |= measure({SHADOWED: (api, alone_api)}, loads, args.seconds, args.rounds)
+            results |= measure({SHADOWED: (api, one_row)}, loads, args.seconds, args.rounds)
             scored = shadow_counts(settings)
         finally:
             for owner, service in others.values():

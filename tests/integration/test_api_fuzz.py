@@ -8,11 +8,11 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from schemathesis.config import SchemathesisConfig
 
 from app.serving.app import create_app
-from app.serving.routes.predict import MAX_EXPLAINED
+from app.serving.routes.predict import MAX_EXPLAINED, as_boolean
 from tests.helpers import champion_of, isolated
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,10 @@ def within_the_explain_limit(case) -> bool:
     that limit in words (`explain`), which no schema can tie to the body's length, and the API
     refuses such a request with its 422 (tests/test_api.py checks that answer)."""
     instances = case.body.get("instances") if isinstance(case.body, dict) else None
-    explain = str((case.query or {}).get("explain", "")).lower() in {"true", "1", "yes", "on"}
+    try:  # read as the API reads it (pydantic's booleans)
+        explain = as_boolean.validate_python(str((case.query or {}).get("explain", "")))
+    except ValidationError:
+        explain = False  # not a boolean: the API's 422 for that is in the document
     return not (explain and isinstance(instances, list) and len(instances) > MAX_EXPLAINED)
 
 
