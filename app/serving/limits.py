@@ -1,4 +1,8 @@
-"""Refuse an oversized body before it is read into memory (413), whatever the route."""
+"""Refuse an oversized body before it is read into memory (413), whatever the route.
+
+Not FastAPI's own `max_body_size` (FastAPI 0.165, Starlette's RequestBodyLimitMiddleware): it
+answers in plain text, "Content Too Large", whatever exception handler the app has (tried).
+Here the answer is the API's JSON problem, naming the limit (tests/test_api.py)."""
 
 from __future__ import annotations
 
