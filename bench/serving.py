@@ -15,7 +15,8 @@ becomes @challenger, which the API scores every request with in shadow, off the 
 (app/serving/rollout.py), and this API is measured again, against itself measured just before.
 Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
 process, a call of 1, 8 and 64 rows through each runtime: a row's share of a bigger call is what
-micro-batching concurrent requests could save (README, "Speed"). When Prometheus is installed,
+micro-batching concurrent requests could save (README, "Speed"); and the one-row call as each API
+timed it under load (`api_model_seconds`). When Prometheus is installed,
 it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
 part of what is measured.
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 import httpx
 import mlflow
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import registry, stack
 from app.config import get_settings, load_params
@@ -57,6 +59,7 @@ BEFORE_SHADOW = "this API, again, just before"
 SHADOWED = "this API, a challenger in shadow"
 REPO = Path(__file__).resolve().parents[1]
 BATCH_ROWS = (1, 8, 64)
+RUNTIME_OF = {OURS: "onnxruntime", TORCH: "native"}  # the API variant serving through each
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float]:
@@ -196,6 +199,11 @@ def main() -> int:
                 for name, url in targets.items()
             }
             results = measure(bodies, loads, args.seconds, args.rounds)
+            served = {
+                name: model_seconds(url.removesuffix("/predict"))
+                for name, url in targets.items()
+                if name in RUNTIME_OF
+            }
             # The shadow against this API measured again just before it: by then its feedback
             # store holds every earlier request, and a bigger table costs its writer more.
             results |= measure({BEFORE_SHADOW: (api, one_row)}, loads, args.seconds, args.rounds)
@@ -217,7 +225,7 @@ def main() -> int:
         + ("yes\n" if scraped else "no (not installed)\n")
     )
     print_table(results, loads)
-    print_model_alone(alone)
+    print_model_alone(alone, served)
     print(
         f"\nshadow: challenger v{shadowed} scored {scored['agree'] + scored['disagree']:.0f} "
         f"requests ({scored['agree']:.0f} agreeing), dropped {scored['dropped']:.0f} (queue full)"
@@ -315,14 +323,34 @@ def model_alone(model_uri: str, val: np.ndarray) -> dict[str, dict[int, float]]:
     return timings
 
 
-def print_model_alone(timings: dict[str, dict[int, float]]) -> None:
-    """Microseconds a call, and a row's share of it, at each batch size."""
+def model_seconds(api_url: str) -> float:
+    """The mean time of the API's model calls so far, in microseconds, from its own
+    `api_model_seconds` histogram: the model timed inside the API, under the load just measured."""
+    families = text_string_to_metric_families(httpx.get(f"{api_url}/metrics").text)
+    samples = {
+        sample.name: sample.value
+        for family in families
+        if family.name == "api_model_seconds"
+        for sample in family.samples
+        if sample.labels.get("role") == "champion" and not sample.name.endswith("_bucket")
+    }
+    return samples["api_model_seconds_sum"] / samples["api_model_seconds_count"] * 1e6
+
+
+def print_model_alone(timings: dict[str, dict[int, float]], served: dict[str, float]) -> None:
+    """Microseconds a call, and a row's share of it, at each batch size; then the same one-row
+    call timed inside the API under load: more, since the request path around it and the model
+    take turns in the core's caches (README, "Speed")."""
     print("\nthe model alone, one thread: microseconds a call of n rows (a row's share)")
     print("| runtime      " + "".join(f"| {f'n = {n}':>18} " for n in BATCH_ROWS) + "|")
     print("|--------------" + "|--------------------" * len(BATCH_ROWS) + "|")
     for runtime, by_rows in timings.items():
         cells = "".join(f"| {f'{t:.0f} ({t / n:.1f})':>18} " for n, t in by_rows.items())
         print(f"| {runtime:<12} {cells}|")
+    print("\nthe same one-row call timed inside the API under wrk (api_model_seconds, mean):")
+    for name, microseconds in served.items():
+        alone = timings[RUNTIME_OF[name]][1]
+        print(f"| {name:<34} | {microseconds:>5.0f} us | {microseconds / alone:>4.1f}x alone |")
 
 
 def shadow_challenger(settings, params) -> str:
