@@ -16,9 +16,9 @@ becomes @challenger, which the API scores every request with in shadow, off the 
 Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
 process, a call of 1, 8 and 64 rows through each runtime: a row's share of a bigger call is what
 micro-batching concurrent requests could save (README, "Speed"); and the one-row call as each API
-timed it under load (`api_model_seconds`). When Prometheus is installed,
-it scrapes this API every 5 s during the run, as in the stack: the drift scores it triggers are
-part of what is measured.
+timed it under load (`api_model_seconds`). When Prometheus is installed, it scrapes this API
+every 5 s during the run, as in the stack: the drift scores it triggers are part of what is
+measured.
 """
 
 from __future__ import annotations
