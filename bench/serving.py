@@ -332,7 +332,7 @@ def model_seconds(api_url: str) -> float:
         for family in families
         if family.name == "api_model_seconds"
         for sample in family.samples
-        if sample.labels.get("role") == "champion" and not sample.name.endswith("_bucket")
+        if sample.labels.get("role") == "champion"
     }
     return samples["api_model_seconds_sum"] / samples["api_model_seconds_count"] * 1e6
 
