@@ -46,17 +46,39 @@ def test_a_run_too_short_to_reach_health_is_not_compared():
         compare(short)
 
 
-def test_the_client_s_own_cost_is_taken_off_before_comparing():
-    def side(predict: float, health: float) -> dict[str, RouteLatency]:
-        return {
-            "/predict": RouteLatency(90, 0, predict, predict, predict),
-            "/health": RouteLatency(30, 0, health, health, health),
-        }
+def side(predict: float, health: float, spread: float = 0.0) -> dict[str, RouteLatency]:
+    """Both routes as one side saw them: /predict's figures, /health's mean and p50, its p95
+    `spread` ms above them; Locust's fastest /health request 1 ms below its p50."""
+    return {
+        "/predict": RouteLatency(90, 0, predict, predict, predict),
+        "/health": RouteLatency(30, 0, health, health, health + spread, fastest=health - 1.0),
+    }
 
+
+BUCKETS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0)
+
+
+def test_the_client_s_own_cost_is_taken_off_before_comparing():
     # Locust 3.0 ms on /predict and 2.5 on /health; the server 0.6 and 0.3: the gap is 0.2 ms.
-    test = LoadTest(4, 10, 20, 0.0, 25.0, side(3.0, 2.5), side(0.6, 0.3), (1.0, 2.5, 5.0))
+    test = LoadTest(4, 10, 20, 0.0, 25.0, side(3.0, 2.5), side(0.6, 0.3), BUCKETS)
     mean, p50, p95 = compare(test)
     assert mean.gap == pytest.approx(0.2) and mean.agrees and mean.tolerance == 1.0
-    assert p50.tolerance == 3.0  # 1 ms of Locust's rounding + two buckets 1 ms wide
-    far = LoadTest(4, 10, 20, 0.0, 25.0, side(9.0, 2.5), side(0.6, 0.3), (1.0, 2.5, 5.0))
+    # 1 ms of Locust's rounding + two buckets 1 ms wide + the client's 1 ms above its fastest
+    assert p50.tolerance == p95.tolerance == 4.0
+    far = LoadTest(4, 10, 20, 0.0, 25.0, side(9.0, 2.5), side(0.6, 0.3), BUCKETS)
     assert not any(row.agrees for row in compare(far))  # 6.2 ms apart: beyond every tolerance
+
+
+def test_a_busy_client_widens_the_percentiles_tolerance_and_not_the_mean_s():
+    # The client's p95 on /health is 20 ms above its p50 (a busy machine): /predict's p95 from
+    # outside is no longer its p95 inside plus /health's, and the tolerance says by how much.
+    busy = side(3.0, 2.5, spread=20.0)
+    outside = busy | {"/predict": RouteLatency(90, 0, 3.0, 3.0, 12.0)}
+    test = LoadTest(4, 10, 20, 0.0, 25.0, outside, side(0.6, 0.3), BUCKETS)
+    mean, p50, p95 = compare(test)
+    assert mean.tolerance == 1.0 and mean.agrees
+    assert p50.tolerance == 4.0 and p95.tolerance == 24.0  # + 20 ms of the client's spread
+    assert p95.gap == pytest.approx(12.0 - 22.2 - 0.6) and p95.agrees
+    # The mean still catches a histogram off by its unit (seconds read as milliseconds).
+    wrong = LoadTest(4, 10, 20, 0.0, 25.0, busy, side(600.0, 300.0), BUCKETS)
+    assert not compare(wrong)[0].agrees
