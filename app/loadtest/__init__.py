@@ -251,13 +251,10 @@ def compare(test: LoadTest, route: str = "/predict", idle: str = "/health") -> l
         idle_server = getattr(test.server[idle], figure)
         client_idle = getattr(test.client[idle], figure)
         cost = client_idle - idle_server
-        tolerance = (
-            MEAN_TOLERANCE_MS
-            if figure == "mean"
-            else 1.0
-            + bucket_width(test.buckets, server)
-            + bucket_width(test.buckets, idle_server)
-            + (client_idle - test.client[idle].fastest)  # the client's own spread
+        spread = client_idle - test.client[idle].fastest  # the client's own, up to this figure
+        resolution = (
+            1.0 + bucket_width(test.buckets, server) + bucket_width(test.buckets, idle_server)
         )
+        tolerance = MEAN_TOLERANCE_MS if figure == "mean" else resolution + spread
         compared.append(Agreement(figure, client, cost, server, tolerance))
     return compared
