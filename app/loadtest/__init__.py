@@ -8,12 +8,14 @@ are the test's own, not an estimate over a window that other traffic shares.
 
 `compare` states how far apart the two may be. The client's own cost is what Locust adds to a
 route that does next to nothing (`/health`); taken off, Locust's figures for `/predict` must meet
-Prometheus': the mean (exact on both sides) within `MEAN_TOLERANCE_MS`, each percentile within
-the two instruments' resolution: a millisecond for Locust (it counts whole milliseconds), plus
-the width of the histogram bucket each of the two server percentiles was interpolated in, plus
-the client's own spread up to that percentile (Locust's figure for `/health` above its fastest
-request). Means add up, percentiles do not: on a busy machine the client delays some requests
-far more than others, and `/health`'s p95 then says little about the delay of `/predict`'s p95.
+Prometheus', each within its resolution plus the client's own spread up to that figure (Locust's
+figure for `/health` above its fastest request). The mean is exact on both sides, so its
+resolution is `MEAN_TOLERANCE_MS`, what the client's extra work on `/predict` (its body, its
+answer) came to here; a percentile's is a millisecond for Locust (it counts whole milliseconds)
+plus the width of the histogram bucket each of the two server percentiles was interpolated in.
+The spread is there because a busy machine delays the client's requests unevenly: `/health`'s
+p95 then says little about the delay in `/predict`'s p95, and its mean less about `/predict`'s
+mean, whose extra work is slowed down too.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_USERS, MAX_SECONDS, MAX_RATE = 50, 120, 50  # a lesson's load, not a stress test
 ROUTES = {"/predict": "POST", "/health": "GET"}
 QUANTILES = (0.5, 0.95)
-# Measured here: within 0.2 ms at 2 to 10 users on a quiet machine, 0.7 with both cores busy.
+# The mean's resolution. The two means' gap, measured here: within 0.2 ms at 2 to 10 users on a
+# quiet machine, 0.7 with both cores busy, 1.5 in a CI run where the client's own cost was 12.5 ms
+# a request (what the client's spread, added to this, allows for).
 MEAN_TOLERANCE_MS = 1.0
 
 
@@ -252,9 +256,11 @@ def compare(test: LoadTest, route: str = "/predict", idle: str = "/health") -> l
         client_idle = getattr(test.client[idle], figure)
         cost = client_idle - idle_server
         spread = client_idle - test.client[idle].fastest  # the client's own, up to this figure
-        resolution = (
-            1.0 + bucket_width(test.buckets, server) + bucket_width(test.buckets, idle_server)
-        )
-        tolerance = MEAN_TOLERANCE_MS if figure == "mean" else resolution + spread
-        compared.append(Agreement(figure, client, cost, server, tolerance))
+        if figure == "mean":
+            resolution = MEAN_TOLERANCE_MS
+        else:
+            resolution = (
+                1.0 + bucket_width(test.buckets, server) + bucket_width(test.buckets, idle_server)
+            )
+        compared.append(Agreement(figure, client, cost, server, resolution + spread))
     return compared
