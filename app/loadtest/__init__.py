@@ -10,7 +10,7 @@ are the test's own, not an estimate over a window that other traffic shares.
 route that does next to nothing (`/health`); taken off, Locust's figures for `/predict` must meet
 Prometheus', each within its resolution plus the client's own spread up to that figure (Locust's
 figure for `/health` above its fastest request). The mean is exact on both sides, so its
-resolution is `MEAN_TOLERANCE_MS`, what the client's extra work on `/predict` (its body, its
+resolution is `MEAN_RESOLUTION_MS`, what the client's extra work on `/predict` (its body, its
 answer) came to here; a percentile's is a millisecond for Locust (it counts whole milliseconds)
 plus the width of the histogram bucket each of the two server percentiles was interpolated in.
 The spread is there because a busy machine delays the client's requests unevenly: `/health`'s
@@ -42,7 +42,7 @@ QUANTILES = (0.5, 0.95)
 # The mean's resolution. The two means' gap, measured here: within 0.2 ms at 2 to 10 users on a
 # quiet machine, 0.7 with both cores busy, 1.5 in a CI run where the client's own cost was 12.5 ms
 # a request (what the client's spread, added to this, allows for).
-MEAN_TOLERANCE_MS = 1.0
+MEAN_RESOLUTION_MS = 1.0
 
 
 class LoadTestRefused(ValueError):
@@ -257,7 +257,7 @@ def compare(test: LoadTest, route: str = "/predict", idle: str = "/health") -> l
         cost = client_idle - idle_server
         spread = client_idle - test.client[idle].fastest  # the client's own, up to this figure
         if figure == "mean":
-            resolution = MEAN_TOLERANCE_MS
+            resolution = MEAN_RESOLUTION_MS
         else:
             resolution = (
                 1.0 + bucket_width(test.buckets, server) + bucket_width(test.buckets, idle_server)
