@@ -43,6 +43,7 @@ QUANTILES = (0.5, 0.95)
 # quiet machine, 0.7 with both cores busy, 1.5 in a CI run where the client's own cost was 12.5 ms
 # a request (what the client's spread, added to this, allows for).
 MEAN_RESOLUTION_MS = 1.0
+LOCUST_RESOLUTION_MS = 1.0  # Locust's percentiles are whole milliseconds
 
 
 class LoadTestRefused(ValueError):
@@ -260,7 +261,9 @@ def compare(test: LoadTest, route: str = "/predict", idle: str = "/health") -> l
             resolution = MEAN_RESOLUTION_MS
         else:
             resolution = (
-                1.0 + bucket_width(test.buckets, server) + bucket_width(test.buckets, idle_server)
+                LOCUST_RESOLUTION_MS
+                + bucket_width(test.buckets, server)
+                + bucket_width(test.buckets, idle_server)
             )
         compared.append(Agreement(figure, client, cost, server, resolution + spread))
     return compared
