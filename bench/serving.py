@@ -1,24 +1,22 @@
 """`make bench`: this API against `mlflow models serve` and against FastAPI alone.
 
-Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports),
-trains and promotes the CNN, and serves that one model version, one worker each: this API
-through ONNX Runtime (the model's export: what it serves by default) and through PyTorch
-(`WORKBOOK_API_MODEL_RUNTIME=native`), this API keeping no predictions for labels
-(`feedback_store` off: what storing costs), this API keeping no drift window
-(`api_drift_window` off: what monitoring's input window costs), `mlflow models serve`, and the
-ceiling: FastAPI alone on the same uvicorn, the API's own schemas, no model (bench/bare_api.py).
-Loads each with
-wrk at 1, 8 and 64 connections: one instance per request, the same duration, in rounds where the
-servers take turns (a slow spell of the VM then falls on each of them alike); each figure is the
-median of its rounds. Then a second CNN
+Starts a throwaway stack (its own MLflow server in a temporary folder, on free ports), trains and
+promotes the CNN, and serves that one model version, one worker each: this API through ONNX Runtime
+(the model's export: what it serves by default) and through PyTorch
+(`WORKBOOK_API_MODEL_RUNTIME=native`), this API keeping no predictions for labels (`feedback_store`
+off: what storing costs), this API keeping no drift window (`api_drift_window` off: what
+monitoring's input window costs), `mlflow models serve`, and the ceiling: FastAPI alone on the same
+uvicorn, the API's own schemas, no model (bench/bare_api.py). Loads each with wrk at 1, 8 and 64
+connections: one instance per request, the same duration, in rounds where the servers take turns,
+each round starting with the next (a slow spell of the VM then falls on each of them alike, and
+none always holds the same place); each figure is the median of its rounds. Then a second CNN
 becomes @challenger, which the API scores every request with in shadow, off the answer's path
 (app/serving/rollout.py), and this API is measured again, against itself measured just before.
 Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
 process, a call of 1, 8 and 64 rows through each runtime: a row's share of a bigger call is what
 micro-batching concurrent requests could save (README, "Speed"); and the one-row call as each API
-timed it under load (`api_model_seconds`). When Prometheus is installed, it scrapes this API
-every 5 s during the run, as in the stack: the drift scores it triggers are part of what is
-measured.
+timed it under load (`api_model_seconds`). When Prometheus is installed, it scrapes this API every
+5 s during the run, as in the stack: the drift scores it triggers are part of what is measured.
 """
 
 from __future__ import annotations
@@ -237,8 +235,9 @@ def measure(
     targets: dict[str, tuple[str, dict]], loads: list[int], seconds: int, rounds: int
 ) -> dict[str, dict[int, dict[str, float]]]:
     """wrk against each target (a URL and its body) at each number of connections, `rounds`
-    times, the targets taking turns, after a 3 s warm-up each that is not counted. Each figure is
-    the median of its rounds; `low` and `high` keep the rounds' lowest and highest throughput.
+    times, the targets taking turns, each round starting with the next one, after a 3 s warm-up
+    each that is not counted. Each figure is the median of its rounds; `low` and `high` keep the
+    rounds' lowest and highest throughput.
     A VM's speed drifts by 10 % and more within minutes: measured one after the other, two servers
     would be compared across that drift."""
     for url, body in targets.values():
@@ -246,9 +245,13 @@ def measure(
     runs: dict[str, dict[int, list[dict[str, float]]]] = {
         name: {connections: [] for connections in loads} for name in targets
     }
-    for _ in range(rounds):
+    names = list(targets)
+    for round_ in range(rounds):
+        # One server further on each round: none always holds the same place in the turns.
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for connections in loads:
-            for name, (url, body) in targets.items():
+            for name in order:
+                url, body = targets[name]
                 runs[name][connections].append(wrk(url, body, connections, seconds))
     return {
         name: {connections: summary(measured) for connections, measured in by_load.items()}
