@@ -248,7 +248,8 @@ def measure(
     names = list(targets)
     for round_ in range(rounds):
         # One server further on each round: none always holds the same place in the turns.
-        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        shift = round_ % len(names)
+        order = names[shift:] + names[:shift]
         for connections in loads:
             for name in order:
                 url, body = targets[name]
