@@ -5,12 +5,13 @@ promotes the CNN, and serves that one model version, one worker each: this API t
 (the model's export: what it serves by default) and through PyTorch
 (`WORKBOOK_API_MODEL_RUNTIME=native`), this API keeping no predictions for labels (`feedback_store`
 off: what storing costs), this API keeping no drift window (`api_drift_window` off: what
-monitoring's input window costs), `mlflow models serve`, and the ceiling: FastAPI alone on the same
-uvicorn, the API's own schemas, no model (bench/bare_api.py). Loads each with wrk at 1, 8 and 64
-connections: one instance per request, the same duration, in rounds where the servers take turns,
-each round starting with the next (a slow spell of the VM then falls on each of them alike, and
-none always holds the same place); each figure is the median of its rounds. Then a second CNN
-becomes @challenger, which the API scores every request with in shadow, off the answer's path
+monitoring's input window costs), this API on Python's own allocator (`api_allocator`: what mimalloc
+on huge pages gains, app/allocator.py), `mlflow models serve`, and the ceiling: FastAPI alone on the
+same uvicorn and allocator, the API's own schemas, no model (bench/bare_api.py). Loads each with wrk
+at 1, 8 and 64 connections: one instance per request, the same duration, in rounds where the servers
+take turns, each round starting with the next (a slow spell of the VM then falls on each of them
+alike, and none always holds the same place); each figure is the median of its rounds. Then a second
+CNN becomes @challenger, which the API scores every request with in shadow, off the answer's path
 (app/serving/rollout.py), and this API is measured again, against itself measured just before.
 Prints requests per second, p50 and p99 latency, and the ratios; then the model alone in this
 process, a call of 1, 8 and 64 rows through each runtime: a row's share of a bigger call is what
@@ -39,6 +40,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import registry, stack
+from app.allocator import allocator_env
 from app.config import get_settings, load_params
 from app.data import load_split
 from app.log import quiet_mlflow
@@ -51,6 +53,7 @@ OURS = "this API, ONNX Runtime"
 TORCH = "this API, PyTorch"
 UNSTORED = "this API, keeping no predictions"
 UNDRIFTED = "this API, no drift window"
+PYMALLOC = "this API, Python's allocator"
 MLFLOW = "mlflow models serve"
 BARE = "FastAPI alone (the ceiling)"
 BEFORE_SHADOW = "this API, again, just before"
@@ -128,6 +131,7 @@ def main() -> int:
             TORCH: variant("native", api_model_runtime="native"),
             UNSTORED: variant("unstored", feedback_store=False),
             UNDRIFTED: variant("undrifted", api_drift_window=False),
+            PYMALLOC: variant("pymalloc", api_allocator="python"),
         }
         serve_port, bare_port = stack.free_port(), stack.free_port()
         others[MLFLOW] = (
@@ -170,7 +174,8 @@ def main() -> int:
                 port=bare_port,
                 health_url=f"{settings.url(bare_port)}/health",
                 url=f"{settings.url(bare_port)}/predict",
-                env={"PYTHONPATH": str(REPO)},
+                # On the API's allocator too: the ceiling of the same runtime.
+                env={"PYTHONPATH": str(REPO)} | (allocator_env(settings) or {}),
             ),
         )
         try:
@@ -285,6 +290,7 @@ def print_table(results: dict[str, dict[int, dict[str, float]]], loads: list[int
         ("ONNX Runtime / PyTorch", OURS, TORCH),
         ("storing predictions (with/without)", OURS, UNSTORED),
         ("a drift window (with/without)", OURS, UNDRIFTED),
+        ("the allocator (mimalloc/Python's)", OURS, PYMALLOC),
         ("a shadow challenger (with/without)", SHADOWED, BEFORE_SHADOW),
     ]:
         cells = "".join(

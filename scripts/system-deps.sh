@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Debian packages pip cannot provide. `stack`: Prometheus (and promtool) and Alertmanager (and
-# amtool), which the native stack runs. `browser`: Chromium, for the test that renders the
-# API's /docs page. `containers`: a Docker engine and compose, for `make compose-test` (and
-# mmdebstrap, which builds a base image where no registry answers). `bench`: wrk, the load
-# generator of `make bench`. Installs only what is missing; uses sudo when not root.
+# amtool), which the native stack runs, and mimalloc, which its API runs on. `browser`: Chromium,
+# for the test that renders the API's /docs page. `containers`: a Docker engine and compose, for
+# `make compose-test` (and mmdebstrap, which builds a base image where no registry answers).
+# `bench`: wrk, the load generator of `make bench`. Installs only what is missing; uses sudo when
+# not root.
 set -euo pipefail
 browser_found() {
   for name in chromium chromium-browser google-chrome; do command -v "$name" >/dev/null && return 0; done
   return 1
+}
+mimalloc_found() {  # the API's allocator (app/allocator.py), a library: no command
+  local cache
+  cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+  [[ "$cache" == *libmimalloc.so.2* ]]
 }
 missing=()
 for need in "$@"; do
   case "$need" in
     stack)
       command -v promtool >/dev/null || missing+=(prometheus)
-      command -v amtool >/dev/null || missing+=(prometheus-alertmanager) ;;
+      command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+      mimalloc_found || missing+=(libmimalloc2.0) ;;
     browser) browser_found || missing+=(chromium) ;;
     containers)
       command -v dockerd >/dev/null || missing+=(docker.io)

@@ -48,6 +48,13 @@ def champion_of(settings: Settings, params: Params, **overrides) -> str:
     return version
 
 
+def huge_pages_possible() -> bool:
+    """Linux hands out transparent huge pages on request (`madvise`) or always: what the API's
+    allocator asks for (app/allocator.py)."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return thp.exists() and "[never]" not in thp.read_text()
+
+
 # -- compose files, as compose reads them ------------------------------------------------
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # (every model now is), else the model's own library, as native always is (PyTorch,
     # scikit-learn).
     api_model_runtime: Literal["auto", "onnxruntime", "native"] = "auto"
+    # What the API's memory comes from (app/allocator.py): auto is mimalloc on 2 MiB pages
+    # where Linux has the library (Debian: libmimalloc2.0), else Python's own, as python always is.
+    api_allocator: Literal["auto", "mimalloc", "python"] = "auto"
     # false: the API keeps no window of inputs for drift (its drift gauges stay NaN, InputDrift
     # cannot fire); what `make bench` measures monitoring's cost with.
     api_drift_window: bool = True

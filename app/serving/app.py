@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from app import allocator
 from app.config import LIVE_MIN_LABELS, LIVE_THRESHOLD, LIVE_WINDOW, Settings, get_settings
 from app.feedback import FeedbackStore, database_url
 from app.log import setup_json_logging
@@ -60,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.services = Services(settings, store, app.state.metrics, feedback, shadow)
     await store.refresh()
+    log.info("memory", extra=allocator.in_use())  # the model loaded, if there is one
     if store.current is None:
         log.warning("starting without a model", extra={"problem": store.last_problem})
     poller = asyncio.create_task(store.poll())

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.allocator import INSTALL_HINT, allocator_env
 from app.config import REPO_ROOT, Settings
 from app.credentials import admin_token, grafana_password
 
@@ -108,6 +109,7 @@ def services(settings: Settings) -> list[Service]:
     state = settings.state_dir / "mlflow"
     mlflow_url = settings.url(settings.mlflow_port)
     api_url = settings.api_url
+    allocator = allocator_env(settings)
     return [
         Service(
             name="mlflow",
@@ -135,11 +137,15 @@ def services(settings: Settings) -> list[Service]:
         ),
         Service(
             name="api",
-            command=uvicorn("app.serving.app:create_app", settings.host, settings.api_port),
+            command=None
+            if allocator is None
+            else uvicorn("app.serving.app:create_app", settings.host, settings.api_port),
             port=settings.api_port,
             health_url=f"{api_url}/health",
             url=f"{api_url}/docs",
+            env=allocator or {},
             prepare=lambda: settings_env(settings),
+            install_hint=INSTALL_HINT,
         ),
         Service(
             name="retrainer",

@@ -29,7 +29,7 @@ from app.monitoring.alerts import query
 from app.poll import wait_for
 from app.registry import CHAMPION
 from app.training.tracking import git_commit
-from tests.helpers import browser_path, predict_drawing, url
+from tests.helpers import browser_path, huge_pages_possible, predict_drawing, url
 
 pytestmark = pytest.mark.compose
 MODEL = Settings(_env_file=None).model_name
@@ -126,6 +126,15 @@ def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
     assert [m["url"] for m in managers["activeAlertmanagers"]] == [
         "http://alertmanager:9093/api/v2/alerts"
     ]
+
+
+def test_the_api_runs_on_mimalloc_s_huge_pages(stack):
+    """The image's environment (compose/Dockerfile), as the API's process (pid 1) maps it."""
+    project, _ = stack
+    script = "import json; from app.allocator import in_use; print(json.dumps(in_use(1)))"
+    memory = json.loads(project.run("exec", "-T", "api", "python", "-c", script))
+    assert memory["allocator"] == "mimalloc"
+    assert (memory["huge_pages_mib"] > 0) == huge_pages_possible(), memory
 
 
 def test_the_retrainer_reads_the_live_evidence_from_compose_prometheus(stack):

@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from app import stack
 from app.config import Settings
 from app.poll import wait_for
 from app.stack import free_port
-from tests.helpers import browser_path, champion_of, isolated
+from tests.helpers import browser_path, champion_of, huge_pages_possible, isolated
 
 pytestmark = pytest.mark.integration
 POLL_SECONDS = 1.0
@@ -90,6 +91,16 @@ def test_every_line_the_api_writes_is_json(api, params):
     # One line per request: the API's own. uvicorn's access line would repeat it in other words.
     assert not [r for r in records if r["logger"] == "uvicorn.access"]
     assert all({"time", "level", "logger"} <= set(record) for record in records)
+
+
+def test_the_api_runs_on_mimalloc_s_huge_pages(api):
+    """As the stack starts it (app/allocator.py): its mappings and its log line say so."""
+    pid = stack.running_pid(api, stack.service(api, "api"))
+    assert "/libmimalloc." in Path(f"/proc/{pid}/maps").read_text()
+    records = [json.loads(line) for line in (api.state_dir / "api.log").read_text().splitlines()]
+    (memory,) = [record for record in records if record["message"] == "memory"]
+    assert memory["allocator"] == "mimalloc"
+    assert (memory["huge_pages_mib"] > 0) == huge_pages_possible(), memory
 
 
 def test_stopping_mlflow_does_not_stop_predictions(tmp_path, project, params):
