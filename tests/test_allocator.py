@@ -33,8 +33,9 @@ def in_use_of_a_process(env: dict[str, str]) -> dict:
 
 
 def test_auto_puts_the_api_on_mimalloc_here(monkeypatch):
-    # `make setup` installs libmimalloc2.0 (scripts/system-deps.sh): on Linux it must be found.
-    assert sys.platform == "linux" and allocator.mimalloc() == "libmimalloc.so.2"
+    assert sys.platform == "linux" and allocator.mimalloc() == "libmimalloc.so.2", (
+        "libmimalloc is needed: `make system-deps` installs Debian's libmimalloc2.0"
+    )
     monkeypatch.setenv("LD_PRELOAD", "libother.so")
     env = allocator.allocator_env(Settings(_env_file=None))
     assert env == {
