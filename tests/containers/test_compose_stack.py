@@ -128,11 +128,23 @@ def test_prometheus_scrapes_the_api_and_has_the_rules(stack):
     ]
 
 
+# Run inside the api container: what the API's process runs on. Under compose's `init`, pid 1 is
+# the init, not the API: the API is the Python process with the app among its arguments.
+THE_API_S_MEMORY = """
+import json, pathlib
+from app.allocator import in_use
+commands = {path.parent.name: path.read_bytes().split(b"\\0")
+            for path in pathlib.Path("/proc").glob("[0-9]*/cmdline")}
+(pid,) = [pid for pid, args in commands.items()
+          if b"python" in args[0] and b"app.serving.app:create_app" in args]
+print(json.dumps(in_use(pid)))
+"""
+
+
 def test_the_api_runs_on_mimalloc_s_huge_pages(stack):
-    """The image's environment (compose/Dockerfile), as the API's process (pid 1) maps it."""
+    """The image's environment (compose/Dockerfile), as the API's process maps it."""
     project, _ = stack
-    script = "import json; from app.allocator import in_use; print(json.dumps(in_use(1)))"
-    memory = json.loads(project.run("exec", "-T", "api", "python", "-c", script))
+    memory = json.loads(project.run("exec", "-T", "api", "python", "-c", THE_API_S_MEMORY))
     assert memory["allocator"] == "mimalloc"
     assert (memory["huge_pages_mib"] > 0) == huge_pages_possible(), memory
 
