@@ -58,6 +58,6 @@ def in_use(pid: int | str = "self") -> dict[str, str | float]:
         (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("AnonHugePages:")),
         0,
     )
-    preloaded = [name for name in ("mimalloc", "jemalloc") if f"/lib{name}." in maps]
     python_own = "libc malloc" if b"PYTHONMALLOC=malloc" in environ else "python"
-    return {"allocator": (preloaded or [python_own])[0], "huge_pages_mib": huge_kib / 1024}
+    preloaded = (name for name in ("mimalloc", "jemalloc") if f"/lib{name}." in maps)
+    return {"allocator": next(preloaded, python_own), "huge_pages_mib": huge_kib / 1024}
