@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from app.serving.telemetry import Metrics, Telemetry, access_log
+from app.serving.telemetry import Children, Metrics, Telemetry, access_log
 
 
 @pytest.fixture
@@ -70,3 +70,19 @@ def test_a_request_that_raises_is_still_logged_once(access_lines):
     (line,) = access_lines.records
     assert (line.status, line.client) == (500, "playground")
     assert metrics.registry.get_sample_value("api_requests_in_flight") == 0
+
+
+def test_children_count_in_the_series_that_labels_names():
+    metrics = Metrics()
+    by_route = Children(metrics.requests)
+    first = by_route("/predict", "POST", "200", "api")
+    assert by_route("/predict", "POST", "200", "api") is first  # looked up once
+    assert first is metrics.requests.labels("/predict", "POST", "200", "api")
+    by_route("/predict", "POST", "200", "api").inc()
+    by_route("/predict", "POST", "422", "api").inc(2)
+    sample = metrics.registry.get_sample_value
+    labels = {"route": "/predict", "method": "POST", "client": "api"}
+    assert sample("api_requests_total", labels | {"status": "200"}) == 1
+    assert sample("api_requests_total", labels | {"status": "422"}) == 2
+    with pytest.raises(ValueError, match="label"):
+        by_route("/predict", "POST")  # a missing label value is refused as labels() refuses it

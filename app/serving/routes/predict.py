@@ -67,14 +67,14 @@ def answer(
     except Exception as error:
         if role != CHALLENGER_ROLE:
             raise
-        metrics.role_requests.labels(role, model.version, "fallback").inc()
+        metrics.role_requests_by(role, model.version, "fallback").inc()
         log.warning("the challenger failed; the champion answers", extra={"error": str(error)})
         store.observe(role, False, time.perf_counter() - started)
         model, role, started = champion, CHAMPION_ROLE, time.perf_counter()
         probabilities = model.classifier.predict_proba(features)
     seconds = time.perf_counter() - started
-    metrics.role_requests.labels(role, model.version, "answered").inc()
-    metrics.model_seconds.labels(role).observe(seconds)
+    metrics.role_requests_by(role, model.version, "answered").inc()
+    metrics.model_seconds_by(role).observe(seconds)
     store.observe(role, True, seconds)
     return probabilities, model, role
 
@@ -92,9 +92,9 @@ def predict_rows(
         features, services.model(), services, request.headers.get(CLIENT_ID_HEADER)
     )
     digits, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
-    for digit, confidence in zip(digits, confidences, strict=True):
-        metrics.predictions.labels(str(digit)).inc()
-        metrics.confidence.observe(float(confidence))
+    for digit, confidence in zip(digits.tolist(), confidences.tolist(), strict=True):
+        metrics.predictions_by(str(digit)).inc()
+        metrics.confidence.observe(confidence)
     if model.drift:  # a copy into the window; the scores are computed when Prometheus scrapes
         model.drift.window.add(features, digits, confidences)
     made = Made(
