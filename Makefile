@@ -20,7 +20,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench score loadtest test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench bench-ab score loadtest test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -121,6 +121,13 @@ format: setup
 bench: setup data
 	scripts/system-deps.sh stack bench
 	$(PY) bench/serving.py
+
+# This checkout's API (uncommitted changes included) against another commit's, two copies of it,
+# in alternating rounds: how each change in README "Speed" was judged. BASE=HEAD~1, a tag, ...
+BASE ?= HEAD
+bench-ab: setup data
+	scripts/system-deps.sh stack bench
+	$(PY) -m bench.ab $(BASE)
 
 # The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
 # training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.

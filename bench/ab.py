@@ -1,0 +1,130 @@
+"""`make bench-ab BASE=<commit>`: this checkout's API against the API of another commit.
+
+How every change in README "Speed" was judged: the two APIs serve the same model version side by
+side, and wrk loads them in alternating rounds (bench/serving.py's `measure`), so that the VM's
+drift, 10 % and more within minutes, falls on both alike. `--copies 2` (the default) serves the
+base twice: how far two identical APIs differ in the same run is the noise to read a ratio against.
+
+The base commit is checked out in a temporary git worktree (removed after) and imported from there
+(`PYTHONPATH`); both run on this checkout's stack, settings and allocator. A base older than the
+settings it is given, or than the data and registry it reads, fails at start-up with its own error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app import registry, stack
+from app.config import get_settings, load_params
+from app.data import load_split
+from app.training import setup_mlflow, train_and_log
+from bench.serving import REPO, measure
+
+THIS = "this checkout"
+
+
+@contextmanager
+def checked_out(commit: str, folder: Path) -> Iterator[str]:
+    """`commit` in a git worktree at `folder` (detached) while the block runs; its short id."""
+    git = ["git", "-C", str(REPO)]
+    added = subprocess.run(
+        [*git, "worktree", "add", "--detach", "--quiet", str(folder), commit],
+        capture_output=True,
+        text=True,
+    )
+    if added.returncode != 0:
+        raise SystemExit(f"cannot check out {commit!r}: {added.stderr.strip()}")
+    try:
+        yield subprocess.run(
+            [*git, "rev-parse", "--short", commit], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(folder)], check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "base", nargs="?", default="HEAD", help="the commit to compare with (default: HEAD)"
+    )
+    parser.add_argument("--copies", type=int, default=2, help="APIs of the base commit")
+    parser.add_argument("--connections", default="1,8", help="comma-separated")
+    parser.add_argument("--seconds", type=int, default=5, help="one wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each API at each load")
+    args = parser.parse_args()
+    loads = [int(c) for c in args.connections.split(",")]
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: install it with `sudo apt-get install wrk`")
+    with (
+        tempfile.TemporaryDirectory() as state,
+        checked_out(args.base, Path(state) / "base") as base,
+    ):
+        checkout = Path(state) / "base"
+        settings = get_settings().model_copy(
+            update={
+                "state_dir": Path(state) / "stack",
+                "mlflow_port": stack.free_port(),
+                "api_port": stack.free_port(),
+            }
+        )
+        mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
+        if api_service.command is None:
+            raise SystemExit(f"the API cannot start: {api_service.install_hint}")
+        apis = {THIS: (settings, api_service)}
+        for copy in range(1, args.copies + 1):
+            name = f"{base} ({copy})" if args.copies > 1 else base
+            owner = settings.model_copy(
+                update={"state_dir": Path(state) / f"base-{copy}", "api_port": stack.free_port()}
+            )
+            service = stack.service(owner, "api")
+            pythonpath = {"PYTHONPATH": str(checkout)}
+            apis[name] = (owner, dataclasses.replace(service, env=service.env | pythonpath))
+        try:
+            stack.start(settings, mlflow_service)
+            setup_mlflow(settings)
+            params = load_params()
+            logged = train_and_log(settings, params, "cnn")
+            version = registry.register_challenger(settings, logged.model_uri).version
+            registry.gate(settings, params, version)
+            for owner, service in apis.values():
+                stack.start(owner, service)
+            body = {"instances": [load_split(settings.data_dir / "val")[0][0].tolist()]}
+            targets = {
+                name: (f"{owner.api_url}/predict", body) for name, (owner, _) in apis.items()
+            }
+            results = measure(targets, loads, args.seconds, args.rounds)
+        finally:
+            for owner, service in (*apis.values(), (settings, mlflow_service)):
+                stack.stop(owner, service)
+    print(f"\n{THIS} against {args.base} ({base}), model v{version} (CNN), one digit a request,")
+    print(f"wrk -t1 -c<n> -d{args.seconds}s, median of {args.rounds} alternating rounds\n")
+    width = max(len(name) for name in results)
+    for name, by_load in results.items():
+        cells = "  ".join(
+            f"{c} conn. {r['rps']:6.0f} req/s ({r['low']:.0f}-{r['high']:.0f}), "
+            f"p99 {r['p99']:6.2f} ms"
+            for c, r in by_load.items()
+        )
+        print(f"{name:<{width}}  {cells}")
+    print(f"\nratios, {THIS} over each (throughput; p99):")
+    ours = results[THIS]
+    for name, theirs in list(results.items())[1:]:
+        cells = "  ".join(
+            f"{c} conn. {ours[c]['rps'] / theirs[c]['rps']:.3f}x; "
+            f"{ours[c]['p99'] / theirs[c]['p99']:.2f}x"
+            for c in loads
+        )
+        print(f"{name:<{width}}  {cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
