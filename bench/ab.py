@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app import registry, stack
+from app import stack
 from app.config import get_settings, load_params
 from app.data import load_split
-from app.training import setup_mlflow, train_and_log
-from bench.serving import REPO, measure
+from bench.serving import REPO, load_arguments, loads_of, measure, promoted_cnn
 
 THIS = "this checkout"
 
@@ -56,54 +54,47 @@ def main() -> int:
         "base", nargs="?", default="HEAD", help="the commit to compare with (default: HEAD)"
     )
     parser.add_argument("--copies", type=int, default=2, help="APIs of the base commit")
-    parser.add_argument("--connections", default="1,8", help="comma-separated")
-    parser.add_argument("--seconds", type=int, default=5, help="one wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each API at each load")
+    load_arguments(parser, "1,8", rounds=5)
     args = parser.parse_args()
-    loads = [int(c) for c in args.connections.split(",")]
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is missing: install it with `sudo apt-get install wrk`")
-    with (
-        tempfile.TemporaryDirectory() as state,
-        checked_out(args.base, Path(state) / "base") as base,
-    ):
+    loads = loads_of(args)
+    with tempfile.TemporaryDirectory() as state:
         checkout = Path(state) / "base"
-        settings = get_settings().model_copy(
-            update={
-                "state_dir": Path(state) / "stack",
-                "mlflow_port": stack.free_port(),
-                "api_port": stack.free_port(),
-            }
-        )
-        mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
-        if api_service.command is None:
-            raise SystemExit(f"the API cannot start: {api_service.install_hint}")
-        apis = {THIS: (settings, api_service)}
-        for copy in range(1, args.copies + 1):
-            name = f"{base} ({copy})" if args.copies > 1 else base
-            owner = settings.model_copy(
-                update={"state_dir": Path(state) / f"base-{copy}", "api_port": stack.free_port()}
+        with checked_out(args.base, checkout) as base:
+            settings = get_settings().model_copy(
+                update={
+                    "state_dir": Path(state) / "stack",
+                    "mlflow_port": stack.free_port(),
+                    "api_port": stack.free_port(),
+                }
             )
-            service = stack.service(owner, "api")
-            pythonpath = {"PYTHONPATH": str(checkout)}
-            apis[name] = (owner, dataclasses.replace(service, env=service.env | pythonpath))
-        try:
-            stack.start(settings, mlflow_service)
-            setup_mlflow(settings)
-            params = load_params()
-            logged = train_and_log(settings, params, "cnn")
-            version = registry.register_challenger(settings, logged.model_uri).version
-            registry.gate(settings, params, version)
-            for owner, service in apis.values():
-                stack.start(owner, service)
-            body = {"instances": [load_split(settings.data_dir / "val")[0][0].tolist()]}
-            targets = {
-                name: (f"{owner.api_url}/predict", body) for name, (owner, _) in apis.items()
-            }
-            results = measure(targets, loads, args.seconds, args.rounds)
-        finally:
-            for owner, service in (*apis.values(), (settings, mlflow_service)):
-                stack.stop(owner, service)
+            mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
+            if api_service.command is None:
+                raise SystemExit(f"the API cannot start: {api_service.install_hint}")
+            apis = {THIS: (settings, api_service)}
+            for copy in range(1, args.copies + 1):
+                name = f"{base} ({copy})" if args.copies > 1 else base
+                owner = settings.model_copy(
+                    update={
+                        "state_dir": Path(state) / f"base-{copy}",
+                        "api_port": stack.free_port(),
+                    }
+                )
+                service = stack.service(owner, "api")
+                pythonpath = {"PYTHONPATH": str(checkout)}
+                apis[name] = (owner, dataclasses.replace(service, env=service.env | pythonpath))
+            try:
+                stack.start(settings, mlflow_service)
+                version, _ = promoted_cnn(settings, load_params())
+                for owner, service in apis.values():
+                    stack.start(owner, service)
+                body = {"instances": [load_split(settings.data_dir / "val")[0][0].tolist()]}
+                targets = {
+                    name: (f"{owner.api_url}/predict", body) for name, (owner, _) in apis.items()
+                }
+                results = measure(targets, loads, args.seconds, args.rounds)
+            finally:
+                for owner, service in (*apis.values(), (settings, mlflow_service)):
+                    stack.stop(owner, service)
     print(f"\n{THIS} against {args.base} ({base}), model v{version} (CNN), one digit a request,")
     print(f"wrk -t1 -c<n> -d{args.seconds}s, median of {args.rounds} alternating rounds\n")
     width = max(len(name) for name in results)

@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import registry, stack
 from app.allocator import allocator_env
-from app.config import get_settings, load_params
+from app.config import Params, Settings, get_settings, load_params
 from app.data import load_split
 from app.log import quiet_mlflow
 from app.poll import wait_for
@@ -95,15 +95,34 @@ def wrk(url: str, body: dict, connections: int, seconds: int) -> dict[str, float
     return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--connections", default="1,8,64", help="comma-separated")
+def load_arguments(parser: argparse.ArgumentParser, connections: str, rounds: int) -> None:
+    """The options of a wrk load: connections, seconds a run, rounds."""
+    parser.add_argument("--connections", default=connections, help="comma-separated")
     parser.add_argument("--seconds", type=int, default=5, help="one wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server at each load")
-    args = parser.parse_args()
-    loads = [int(c) for c in args.connections.split(",")]
+    parser.add_argument("--rounds", type=int, default=rounds, help="runs of each at each load")
+
+
+def loads_of(args: argparse.Namespace) -> list[int]:
+    """The connection counts asked for; stops at once when wrk is missing."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: install it with `sudo apt-get install wrk`")
+    return [int(c) for c in args.connections.split(",")]
+
+
+def promoted_cnn(settings: Settings, params: Params) -> tuple[str, str]:
+    """Train the CNN, register it and let the gate promote it: its version and model URI."""
+    setup_mlflow(settings)
+    logged = train_and_log(settings, params, "cnn")
+    version = registry.register_challenger(settings, logged.model_uri).version
+    registry.gate(settings, params, version)
+    return version, logged.model_uri
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    load_arguments(parser, "1,8,64", rounds=3)
+    args = parser.parse_args()
+    loads = loads_of(args)
     with tempfile.TemporaryDirectory() as state:
         settings = get_settings().model_copy(
             update={
@@ -180,11 +199,8 @@ def main() -> int:
         )
         try:
             stack.start(settings, mlflow_service)
-            setup_mlflow(settings)
-            logged = train_and_log(settings, params, "cnn")
-            version = registry.register_challenger(settings, logged.model_uri).version
-            registry.gate(settings, params, version)
-            alone = model_alone(logged.model_uri, load_split(settings.data_dir / "val")[0])
+            version, model_uri = promoted_cnn(settings, params)
+            alone = model_alone(model_uri, load_split(settings.data_dir / "val")[0])
             stack.start(settings, api_service)
             for owner, service in others.values():
                 stack.start(owner, service)
