@@ -20,7 +20,7 @@ TEST_STACK := $(TEST_ENV) WORKBOOK_STATE_DIR=$(CURDIR)/.stack-test WORKBOOK_MLFL
 	WORKBOOK_API_PORT=8100 WORKBOOK_PROMETHEUS_PORT=9190 WORKBOOK_ALERTMANAGER_PORT=9193 \
 	WORKBOOK_ALERT_LOG_PORT=9195 WORKBOOK_GRAFANA_PORT=3100 WORKBOOK_RETRAINER_PORT=9197
 
-.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench bench-ab score loadtest test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
+.PHONY: setup system-deps data pipeline stack-up stack-down stack-status reset train retrain field-data bench bench-ab bench-parts score loadtest test test-fast compose-test k8s-check test-latest screenshots labs grade doctor lab solutions lint format clean
 
 setup: $(INSTALLED) .env
 
@@ -128,6 +128,12 @@ BASE ?= HEAD
 bench-ab: setup data
 	scripts/system-deps.sh stack bench
 	$(PY) -m bench.ab $(BASE)
+
+# This API with its model call, its log line or both taken out, beside mlflow and FastAPI alone:
+# what each part of a request costs (bench/parts.py).
+bench-parts: setup data
+	scripts/system-deps.sh stack bench
+	$(PY) -m bench.parts
 
 # The fast tier: no server, no notebook, no long training (about two minutes on 2 cores): data,
 # training smoke, registry rules, drift maths, configs, labs' generation, the files' linters.

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from typing import Any, TextIO, cast
 
+import orjson
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 JSON_HANDLER = "workbook-json"
@@ -30,15 +34,21 @@ def json_formatter() -> OrjsonFormatter:
     )
 
 
+def json_stream_handler(stream: TextIO) -> logging.StreamHandler:
+    """The handler that writes JSON lines on `stream` (`JsonLines` knows it by its name)."""
+    handler = logging.StreamHandler(stream)
+    handler.set_name(JSON_HANDLER)
+    handler.setFormatter(json_formatter())
+    return handler
+
+
 def setup_json_logging() -> None:
     """Make every line a service writes a JSON object on stdout (what Loki or `jq` reads).
 
     Not only our loggers: uvicorn's, MLflow's (which writes to stderr by default) and Python
     warnings go through the same handler, so `json.loads` reads every line of the log.
     """
-    handler = logging.StreamHandler(sys.stdout)
-    handler.set_name(JSON_HANDLER)
-    handler.setFormatter(json_formatter())
+    handler = json_stream_handler(sys.stdout)
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if h.get_name() != JSON_HANDLER] + [handler]
     root.setLevel(logging.INFO)
@@ -72,3 +82,59 @@ def quiet_mlflow() -> None:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # ... and if it was imported already
+
+
+class JsonLines:
+    """A logger's INFO lines, written as the JSON handler writes them (the same object, by the
+    same encoder) but without `logging`'s record, dispatch and formatting: 2.7 µs a line instead
+    of 10.5, and 1.08x the API's throughput under load for its line a request (README, "Speed").
+
+    Only while that handler is all the line would reach: another handler on the way (pytest's
+    `caplog`, a learner's own), a filter, or a level that drops INFO, and the line goes through
+    `logging` as any other.
+    """
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+
+    def info(self, message: str, fields: dict[str, Any]) -> None:
+        handler = self.json_handler()
+        if handler is None:
+            self.logger.info(message, extra=fields)
+            return
+        formatter = cast(OrjsonFormatter, handler.formatter)
+        line = {"level": "INFO", "logger": self.logger.name, "message": message, **fields}
+        line["time"] = datetime.now(UTC)
+        text = orjson.dumps(
+            line,
+            default=formatter.json_default,
+            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE,
+        ).decode()
+        try:
+            with handler.lock or nullcontext():
+                handler.stream.write(text)
+                handler.stream.flush()
+        except Exception:
+            self.logger.info(message, extra=fields)  # `logging` reports the failure its way
+
+    def json_handler(self) -> logging.StreamHandler | None:
+        """The JSON handler of `setup_json_logging`, when it alone would write the line."""
+        if self.logger.filters or not self.logger.isEnabledFor(logging.INFO):
+            return None
+        handlers: list[logging.Handler] = []
+        logger: logging.Logger | None = self.logger
+        while logger is not None:
+            handlers += logger.handlers
+            logger = logger.parent if logger.propagate else None
+        if len(handlers) != 1:
+            return None
+        (handler,) = handlers
+        if (
+            handler.get_name() != JSON_HANDLER
+            or handler.filters
+            or handler.level > logging.INFO
+            or not isinstance(handler, logging.StreamHandler)
+            or not isinstance(handler.formatter, OrjsonFormatter)
+        ):
+            return None
+        return handler

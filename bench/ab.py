@@ -22,9 +22,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app import stack
-from app.config import get_settings, load_params
+from app.config import load_params
 from app.data import load_split
-from bench.serving import REPO, load_arguments, loads_of, measure, promoted_cnn
+from bench.serving import (
+    REPO,
+    load_arguments,
+    loads_of,
+    measure,
+    print_runs,
+    promoted_cnn,
+    throwaway_settings,
+)
 
 THIS = "this checkout"
 
@@ -60,13 +68,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as state:
         checkout = Path(state) / "base"
         with checked_out(args.base, checkout) as base:
-            settings = get_settings().model_copy(
-                update={
-                    "state_dir": Path(state) / "stack",
-                    "mlflow_port": stack.free_port(),
-                    "api_port": stack.free_port(),
-                }
-            )
+            settings = throwaway_settings(str(Path(state) / "stack"))
             mlflow_service, api_service = (stack.service(settings, n) for n in ("mlflow", "api"))
             if api_service.command is None:
                 raise SystemExit(f"the API cannot start: {api_service.install_hint}")
@@ -97,14 +99,8 @@ def main() -> int:
                     stack.stop(owner, service)
     print(f"\n{THIS} against {args.base} ({base}), model v{version} (CNN), one digit a request,")
     print(f"wrk -t1 -c<n> -d{args.seconds}s, median of {args.rounds} alternating rounds\n")
-    width = max(len(name) for name in results)
-    for name, by_load in results.items():
-        cells = "  ".join(
-            f"{c} conn. {r['rps']:6.0f} req/s ({r['low']:.0f}-{r['high']:.0f}), "
-            f"p99 {r['p99']:6.2f} ms"
-            for c, r in by_load.items()
-        )
-        print(f"{name:<{width}}  {cells}")
+    print_runs(results)
+    width = max(map(len, results))
     print(f"\nratios, {THIS} over each (throughput; p99):")
     ours = results[THIS]
     for name, theirs in list(results.items())[1:]:

@@ -124,15 +124,8 @@ def main() -> int:
     args = parser.parse_args()
     loads = loads_of(args)
     with tempfile.TemporaryDirectory() as state:
-        settings = get_settings().model_copy(
-            update={
-                "state_dir": Path(state),
-                "mlflow_port": stack.free_port(),
-                "api_port": stack.free_port(),
-                "prometheus_port": stack.free_port(),
-                "alertmanager_port": stack.free_port(),  # none runs: no alert is sent
-            }
-        )
+        # Alertmanager's port too, though none runs: no alert is sent.
+        settings = throwaway_settings(state, "prometheus_port", "alertmanager_port")
         params = load_params()
         mlflow_service, api_service, prometheus = (
             stack.service(settings, name) for name in ("mlflow", "api", "prometheus")
@@ -152,51 +145,8 @@ def main() -> int:
             UNDRIFTED: variant("undrifted", api_drift_window=False),
             PYMALLOC: variant("pymalloc", api_allocator="python"),
         }
-        serve_port, bare_port = stack.free_port(), stack.free_port()
-        others[MLFLOW] = (
-            settings,
-            stack.Service(
-                name="mlflow-serve",
-                command=[
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "models",
-                    "serve",
-                    "-m",
-                    f"models:/{settings.model_name}@champion",
-                    "--env-manager",
-                    "local",
-                    "--workers",
-                    "1",
-                    "--host",
-                    settings.host,
-                    "--port",
-                    str(serve_port),
-                ],  # fmt: skip
-                port=serve_port,
-                health_url=f"{settings.url(serve_port)}/health",
-                url=f"{settings.url(serve_port)}/invocations",
-                # It starts `uvicorn` by name: this environment's, also outside `make`
-                env={
-                    "MLFLOW_TRACKING_URI": settings.mlflow_uri,
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                },
-                startup_seconds=120,
-            ),
-        )
-        others[BARE] = (
-            settings,
-            stack.Service(
-                name="bare-fastapi",
-                command=uvicorn("bench.bare_api:create_app", settings.host, bare_port),
-                port=bare_port,
-                health_url=f"{settings.url(bare_port)}/health",
-                url=f"{settings.url(bare_port)}/predict",
-                # On the API's allocator too: the ceiling of the same runtime.
-                env={"PYTHONPATH": str(REPO)} | (allocator_env(settings) or {}),
-            ),
-        )
+        others[MLFLOW] = (settings, mlflow_serve(settings))
+        others[BARE] = (settings, bare_fastapi(settings))
         try:
             stack.start(settings, mlflow_service)
             version, model_uri = promoted_cnn(settings, params)
@@ -250,6 +200,75 @@ def main() -> int:
         f"requests ({scored['agree']:.0f} agreeing), dropped {scored['dropped']:.0f} (queue full)"
     )
     return 0
+
+
+def throwaway_settings(state: str, *ports: str) -> Settings:
+    """This checkout's settings on the state folder `state`, with MLflow, the API and the other
+    `ports` named (settings' fields) on free ports: a stack beside any other."""
+    names = ("mlflow_port", "api_port", *ports)
+    return get_settings().model_copy(
+        update={"state_dir": Path(state)} | {name: stack.free_port() for name in names}
+    )
+
+
+def print_runs(results: dict[str, dict[int, dict[str, float]]]) -> None:
+    """A line a server: at each load, the median throughput, the rounds' spread, the p99."""
+    width = max(map(len, results))
+    for name, by_load in results.items():
+        cells = "  ".join(
+            f"{c} conn. {r['rps']:6.0f} req/s ({r['low']:.0f}-{r['high']:.0f}), "
+            f"p99 {r['p99']:6.2f} ms"
+            for c, r in by_load.items()
+        )
+        print(f"{name:<{width}}  {cells}")
+
+
+def mlflow_serve(settings: Settings) -> stack.Service:
+    """`mlflow models serve` of the champion, one worker, on a free port: the peer."""
+    port = stack.free_port()
+    return stack.Service(
+        name="mlflow-serve",
+        command=[
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{settings.model_name}@champion",
+            "--env-manager",
+            "local",
+            "--workers",
+            "1",
+            "--host",
+            settings.host,
+            "--port",
+            str(port),
+        ],  # fmt: skip
+        port=port,
+        health_url=f"{settings.url(port)}/health",
+        url=f"{settings.url(port)}/invocations",
+        # It starts `uvicorn` by name: this environment's, also outside `make`
+        env={
+            "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        startup_seconds=120,
+    )
+
+
+def bare_fastapi(settings: Settings) -> stack.Service:
+    """FastAPI alone (bench/bare_api.py) on a free port: the ceiling."""
+    port = stack.free_port()
+    return stack.Service(
+        name="bare-fastapi",
+        command=uvicorn("bench.bare_api:create_app", settings.host, port),
+        port=port,
+        health_url=f"{settings.url(port)}/health",
+        url=f"{settings.url(port)}/predict",
+        # On the API's allocator too: the ceiling of the same runtime.
+        env={"PYTHONPATH": str(REPO)} | (allocator_env(settings) or {}),
+    )
 
 
 def measure(

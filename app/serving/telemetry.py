@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ids import random_hex
+from app.log import JsonLines
 from app.monitoring.drift import DriftMonitor
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # what a client wrote: that would let anyone create series without end).
 CLIENT_HEADER, CLIENTS = "x-client", ("playground",)
 access_log = logging.getLogger("app.serving.access")
+access_lines = JsonLines(access_log)  # the line a request, without `logging`'s own work
 Metric = TypeVar("Metric", bound=MetricWrapperBase)
 
 
@@ -286,9 +288,9 @@ class Telemetry:
             labels = (route, scope["method"], str(status))
             self.metrics.requests_by(*labels, client).inc()
             self.metrics.latency_by(*labels).observe(seconds)
-            access_log.info(
+            access_lines.info(
                 "request",
-                extra={
+                {
                     "request_id": request_id,
                     "method": scope["method"],
                     "route": route,
