@@ -124,10 +124,12 @@ bench: setup data
 
 # This checkout's API (uncommitted changes included) against another commit's, two copies of it,
 # in alternating rounds: how each change in README "Speed" was judged. BASE=HEAD~1, a tag, ...
+# SET="api_threads=2 ...": settings of this checkout's API alone (an A/B of a setting, BASE=HEAD).
 BASE ?= HEAD
+SET ?=
 bench-ab: setup data
 	scripts/system-deps.sh stack bench
-	$(PY) -m bench.ab $(BASE)
+	$(PY) -m bench.ab $(BASE) $(foreach setting,$(SET),--set $(setting))
 
 # This API with its model call, its log line or both taken out, beside mlflow and FastAPI alone:
 # what each part of a request costs (bench/parts.py).
