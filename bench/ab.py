@@ -31,6 +31,7 @@ from app.config import Settings, load_params
 from app.data import load_split
 from bench.serving import (
     REPO,
+    api_beside,
     load_arguments,
     loads_of,
     measure,
@@ -99,23 +100,15 @@ def main() -> int:
         checkout = Path(state) / "base"
         with checked_out(args.base, checkout) as base:
             settings = throwaway_settings(str(Path(state) / "stack"))
-            ours = settings.model_copy(update=changes)
-            mlflow_service, api_service = (
-                stack.service(settings, "mlflow"),
-                stack.service(ours, "api"),
-            )
+            this_settings = settings.model_copy(update=changes)
+            mlflow_service = stack.service(settings, "mlflow")
+            api_service = stack.service(this_settings, "api")
             if api_service.command is None:
                 raise SystemExit(f"the API cannot start: {api_service.install_hint}")
-            apis = {THIS: (ours, api_service)}
+            apis = {THIS: (this_settings, api_service)}
             for copy in range(1, args.copies + 1):
                 name = f"{base} ({copy})" if args.copies > 1 else base
-                owner = settings.model_copy(
-                    update={
-                        "state_dir": Path(state) / f"base-{copy}",
-                        "api_port": stack.free_port(),
-                    }
-                )
-                service = stack.service(owner, "api")
+                owner, service = api_beside(settings, Path(state) / f"base-{copy}")
                 pythonpath = {"PYTHONPATH": str(checkout)}
                 apis[name] = (owner, dataclasses.replace(service, env=service.env | pythonpath))
             try:

@@ -22,6 +22,7 @@ from app.data import load_split
 from app.stack.services import uvicorn
 from bench.serving import (
     REPO,
+    api_beside,
     bare_fastapi,
     load_arguments,
     loads_of,
@@ -52,10 +53,7 @@ def main() -> int:
             raise SystemExit(f"the API cannot start: {api_service.install_hint}")
         servers = {OURS: (settings, api_service)}
         for name, parts in WITHOUT.items():
-            owner = settings.model_copy(
-                update={"state_dir": Path(state) / parts, "api_port": stack.free_port()}
-            )
-            api = stack.service(owner, "api")
+            owner, api = api_beside(settings, Path(state) / parts)
             servers[name] = (
                 owner,
                 dataclasses.replace(

@@ -132,12 +132,8 @@ def main() -> int:
         )
         scraped = prometheus.command is not None
 
-        def variant(name: str, **changes) -> tuple:
-            """The same API with other settings: its own state folder (pid file, log), port."""
-            changed = settings.model_copy(
-                update={"state_dir": Path(state) / name, "api_port": stack.free_port()} | changes
-            )
-            return changed, stack.service(changed, "api")
+        def variant(name: str, **changes) -> tuple[Settings, stack.Service]:
+            return api_beside(settings, Path(state) / name, **changes)
 
         others = {
             TORCH: variant("native", api_model_runtime="native"),
@@ -209,6 +205,15 @@ def throwaway_settings(state: str, *ports: str) -> Settings:
     return get_settings().model_copy(
         update={"state_dir": Path(state)} | {name: stack.free_port() for name in names}
     )
+
+
+def api_beside(settings: Settings, state_dir: Path, **changes) -> tuple[Settings, stack.Service]:
+    """Another API on `settings`' stack, with `changes` to its settings: its own state folder
+    (pid file, log) and a free port. Its settings, and its service to start and stop."""
+    owner = settings.model_copy(
+        update={"state_dir": state_dir, "api_port": stack.free_port()} | changes
+    )
+    return owner, stack.service(owner, "api")
 
 
 def print_runs(results: dict[str, dict[int, dict[str, float]]]) -> None:
